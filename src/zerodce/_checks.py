@@ -1,0 +1,26 @@
+"""Input checks shared by the tensor operations, with messages that say how to fix the input."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_image_tensor(x: torch.Tensor, name: str = "input", channels: int | None = 3) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating tensor of shape ``(B, C, H, W)``.
+
+    ``channels`` is the required channel count, or ``None`` for any count.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; "
+            "add a batch dimension with x.unsqueeze(0)"
+        )
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}; "
+            "convert 8-bit images with x.float() / 255"
+        )

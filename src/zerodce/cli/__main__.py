@@ -1,0 +1,5 @@
+import sys
+
+from zerodce.cli import main
+
+sys.exit(main())
