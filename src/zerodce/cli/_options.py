@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from zerodce.enhance import DEFAULT_TILE, Enhancer
 from zerodce.models import DEFAULT_MODEL, list_models
 
 
@@ -14,3 +15,33 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="weights file instead of the shipped weights: ours (.safetensors or a training checkpoint) or the authors' .pth")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
+    """The model options plus ``--strength`` and ``--tile``: everything :func:`enhancer_from_args` reads."""
+    add_model_options(parser)
+    parser.add_argument("--strength", type=_non_negative_float, default=1.0, metavar="S",
+                        help="scale of the curve maps: 0 leaves images unchanged, 1 is the model as trained, "
+                             ">1 brightens more (default: %(default)s)")
+    parser.add_argument("--tile", type=_non_negative_int, default=DEFAULT_TILE, metavar="PX",
+                        help="tile side / band height in pixels, bounds memory on large images; "
+                             "0 processes whole images at once (default: %(default)s)")
+
+
+def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
+    """The :class:`~zerodce.enhance.Enhancer` described by :func:`add_enhancer_options`."""
+    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength, tile=args.tile)
