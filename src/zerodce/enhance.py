@@ -1,7 +1,11 @@
-"""The enhancer: a loaded model plus everything around it (strength, tiling, devices).
+"""The enhancer: a loaded model plus everything around it (strength, tiling, devices, files).
 
-:class:`Enhancer` holds a model and enhances tensors of any size with bounded
-memory. It keeps no per-call state, so one object can serve many threads.
+:class:`Enhancer` holds a model and enhances images of any size with bounded
+memory: tensors, numpy arrays, PIL images and :class:`~zerodce.io.ImageData`,
+each returned as the type, dtype and layout it was given. It keeps no per-call
+state, so one object can serve many threads. :func:`enhance` is the one-call
+form, and :func:`enhance_files` streams files through one enhancer, overlapping
+decoding, enhancing and encoding.
 
 Large images are processed in pieces whose result equals the whole-image result:
 
@@ -14,19 +18,31 @@ Large images are processed in pieces whose result equals the whole-image result:
 
 from __future__ import annotations
 
+import functools
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Literal, TypeVar, Union
 
+import numpy as np
 import torch
+from PIL import Image
 
 from zerodce._checks import check_image_tensor
 from zerodce._device import resolve_device
 from zerodce.curves import apply_curves
+from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
+                        read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, DCENet, create_model
 from zerodce.models._dce_net import upsample_curves
 
 #: Receptive-field radius of DCE-Net (seven 3x3 convolutions) plus a margin.
 TILE_OVERLAP = 16
 DEFAULT_TILE = 512
+
+#: Anything :meth:`Enhancer.enhance` takes; it returns the same type.
+ImageLike = TypeVar("ImageLike", torch.Tensor, np.ndarray, Image.Image, ImageData)
 
 
 class Enhancer:
@@ -143,3 +159,174 @@ class Enhancer:
                 enhanced = apply_curves(piece, self._scaled(self.model.estimate_curves(piece)), self.model.iterations)
                 y[..., core[0], core[1]] = self._crop(enhanced, core, context)
         return y.to(out_device, out_dtype)
+
+    def enhance_array(self, pixels: np.ndarray) -> np.ndarray:
+        """Enhance an image array, returning the same shape and dtype.
+
+        Args:
+            pixels: ``(H, W)`` gray, ``(H, W, 2)`` gray + alpha, ``(H, W, 3)`` RGB or
+                ``(H, W, 4)`` RGBA; ``uint8``, ``uint16`` or float in [0, 1]. Gray
+                stays gray (the luma of the enhanced colour), alpha is copied untouched,
+                and 16-bit values are processed in float without 8-bit rounding.
+
+        Example:
+            >>> from zerodce.models import create_model
+            >>> enhancer = Enhancer(create_model("zero_dce_pp"), device="cpu")
+            >>> enhancer.enhance_array(np.zeros((5, 7, 4), np.uint16)).dtype
+            dtype('uint16')
+        """
+        if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
+            raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
+        return tensor_to_pixels(self.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)
+
+    def enhance(self, image: ImageLike) -> ImageLike:
+        """Enhance a tensor ``(B, 3, H, W)``, a numpy array, a PIL image or an :class:`~zerodce.io.ImageData`.
+
+        Returns the same type, with the same dtype and shape (see :meth:`enhance_tensor`
+        and :meth:`enhance_array`). PIL images keep their mode where it can hold
+        the result (palette, bilevel and CMYK images come back RGB, or RGBA
+        with transparency) and their ICC profile, EXIF and resolution.
+        """
+        if isinstance(image, torch.Tensor):
+            return self.enhance_tensor(image)
+        if isinstance(image, np.ndarray):
+            return self.enhance_array(image)
+        if isinstance(image, ImageData):
+            return replace(image, pixels=self.enhance_array(image.pixels))
+        if isinstance(image, Image.Image):
+            out = pixels_to_pil(self.enhance_array(pil_to_pixels(image)))
+            out.info.update({k: image.info[k] for k in ("icc_profile", "exif", "dpi") if k in image.info})
+            return out
+        raise TypeError(f"expected a torch.Tensor, numpy array, PIL image or ImageData, got {type(image).__name__}")
+
+    def enhance_file(
+        self,
+        source: str | Path | bytes | BinaryIO,
+        target: str | Path | BinaryIO,
+        *,
+        format: str | None = None,
+        quality: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> ImageData:
+        """Read ``source``, enhance it and write ``target`` (atomically); returns the enhanced image.
+
+        Bit depth, gray, alpha, ICC profile and EXIF are kept where the output
+        format allows (see :func:`zerodce.io.write_image`). Raises
+        :class:`~zerodce.io.ImageError` for a file that cannot be read or written.
+        """
+        enhanced = self.enhance(read_image(source, max_pixels=max_pixels))
+        write_image(target, enhanced, format=format, quality=quality)
+        return enhanced
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_enhancer(model: str, checkpoint: str | None, device: str, strength: float, tile: int) -> Enhancer:
+    return Enhancer(model, checkpoint=checkpoint, device=device, strength=strength, tile=tile)
+
+
+def enhance(
+    image: ImageLike,
+    model: str | DCENet = DEFAULT_MODEL,
+    strength: float = 1.0,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    tile: int = DEFAULT_TILE,
+) -> ImageLike:
+    """Brighten a low-light image; returns the same type, dtype and shape.
+
+    Args:
+        image: a PIL image, a numpy array (``(H, W)`` or ``(H, W, C)``; ``uint8``,
+            ``uint16`` or float in [0, 1]) or a float tensor ``(B, 3, H, W)``.
+        model: a registered model name (with its shipped weights, or ``checkpoint``) or a model.
+        strength: scales the curves: 0 = unchanged, 1 = the model as trained.
+        checkpoint: weights file to load instead of the shipped weights.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        tile: tile side for large images (bounds memory); 0 = whole image at once.
+
+    Enhancers for model names are cached, so repeated calls don't reload weights;
+    hold an :class:`Enhancer` to control that yourself.
+
+    Example:
+        >>> import zerodce
+        >>> net = zerodce.create_model("zero_dce_pp")  # random weights, for the example
+        >>> zerodce.enhance(np.zeros((4, 6, 3), np.uint8), model=net).shape
+        (4, 6, 3)
+    """
+    if isinstance(model, str):
+        enhancer = _cached_enhancer(model, None if checkpoint is None else str(checkpoint), str(device),
+                                    float(strength), int(tile))
+    else:
+        enhancer = Enhancer(model, checkpoint=checkpoint, device=device, strength=strength, tile=tile)
+    return enhancer.enhance(image)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file of :func:`enhance_files`."""
+
+    source: str | Path
+    target: str | Path
+    status: Literal["done", "failed"]
+    reason: str = ""
+    megapixels: float = 0.0
+
+
+Job = tuple[Union[str, Path], Union[str, Path]]
+
+
+def enhance_files(
+    enhancer: Enhancer,
+    jobs: Iterable[Job],
+    *,
+    quality: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    workers: int = 2,
+) -> Iterator[FileResult]:
+    """Enhance ``(source, target)`` files, yielding a :class:`FileResult` as each finishes.
+
+    Files are read and written on ``workers`` threads while this thread enhances
+    (Pillow, zlib and torch release the GIL), so decoding, enhancing and
+    encoding overlap; at most ``workers`` images wait on each side, which bounds
+    memory. A file that fails is reported and the rest go on. The output format
+    comes from each target's extension.
+    """
+    jobs = iter(jobs)
+    reads: deque[tuple[Job, Future]] = deque()
+    writes: dict[Future, tuple[Job, float]] = {}
+
+    def read_next(pool: ThreadPoolExecutor) -> None:
+        job = next(jobs, None)
+        if job is not None:
+            reads.append((job, pool.submit(read_image, job[0], max_pixels=max_pixels)))
+
+    def finished(done: Iterable[Future]) -> Iterator[FileResult]:
+        for future in done:
+            (source, target), megapixels = writes.pop(future)
+            error = future.exception()
+            if error is None:
+                yield FileResult(source, target, "done", megapixels=megapixels)
+            elif isinstance(error, ImageError):
+                yield FileResult(source, target, "failed", str(error))
+            else:
+                raise error
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for _ in range(max(1, workers)):
+            read_next(pool)
+        while reads:
+            (source, target), future = reads.popleft()
+            read_next(pool)
+            try:
+                enhanced = enhancer.enhance(future.result())
+            except ImageError as exc:
+                yield FileResult(source, target, "failed", str(exc))
+                continue
+            except (MemoryError, torch.OutOfMemoryError):
+                yield FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+                continue
+            writes[pool.submit(write_image, target, enhanced, quality=quality)] = ((source, target), enhanced.megapixels)
+            if len(writes) >= max(1, workers):
+                done, _ = wait(writes, return_when=FIRST_COMPLETED)
+                yield from finished(done)
+        yield from finished(list(writes))

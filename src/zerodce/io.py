@@ -191,7 +191,7 @@ def _decode(im: Image.Image, source: str | os.PathLike | BinaryIO, max_pixels: i
         pixels = _decode_16bit_color(source)
     else:
         im.load()
-        pixels = _pixels_from_pil(im)
+        pixels = pil_to_pixels(im)
     return ImageData(
         pixels=np.ascontiguousarray(_orient(pixels, orientation)),
         format=im.format,
@@ -238,7 +238,13 @@ def _decode_16bit_color(source: str | os.PathLike | BinaryIO) -> np.ndarray:
     return pixels
 
 
-def _pixels_from_pil(im: Image.Image) -> np.ndarray:
+def pil_to_pixels(im: Image.Image) -> np.ndarray:
+    """The pixels of a PIL image in an :class:`ImageData` layout (``uint8``, or ``uint16`` for 16/32-bit gray).
+
+    Example:
+        >>> pil_to_pixels(Image.new("P", (3, 2))).shape
+        (2, 3, 3)
+    """
     mode = im.mode
     if mode.startswith("I;16"):
         return np.asarray(im).astype(np.uint16)
@@ -356,10 +362,25 @@ def _encode(image: ImageData, format: str, quality: int | None) -> bytes:
         options["quality"] = quality or DEFAULT_QUALITY[format]
     if format == "TIFF":
         options["compression"] = "tiff_deflate"
-    im = Image.fromarray(pixels.astype("<u2") if pixels.dtype == np.uint16 else pixels)
+    im = pixels_to_pil(pixels)
     buffer = io.BytesIO()
     im.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def pixels_to_pil(pixels: np.ndarray) -> Image.Image:
+    """A PIL image of an :class:`ImageData` layout; Pillow has no 16-bit colour, so only 16-bit gray is allowed.
+
+    Example:
+        >>> pixels_to_pil(np.zeros((2, 3), np.uint16)).mode
+        'I;16'
+    """
+    pixels = _check_pixels(pixels)
+    if pixels.dtype == np.uint16:
+        if pixels.ndim != 2:
+            raise ImageError("PIL images cannot hold 16-bit colour; use a numpy array")
+        return Image.fromarray(pixels.astype("<u2"))
+    return Image.fromarray(pixels)
 
 
 _UMASK = os.umask(0)
