@@ -19,8 +19,8 @@ Large images are processed in pieces whose result equals the whole-image result:
 from __future__ import annotations
 
 import functools
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import itertools
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Literal, TypeVar, Union
@@ -285,48 +285,30 @@ def enhance_files(
 ) -> Iterator[FileResult]:
     """Enhance ``(source, target)`` files, yielding a :class:`FileResult` as each finishes.
 
-    Files are read and written on ``workers`` threads while this thread enhances
-    (Pillow, zlib and torch release the GIL), so decoding, enhancing and
-    encoding overlap; at most ``workers`` images wait on each side, which bounds
-    memory. A file that fails is reported and the rest go on. The output format
-    comes from each target's extension.
+    Each file is read, enhanced and written on one of ``workers`` threads, so
+    one file's decoding or encoding overlaps another's enhancement (Pillow,
+    zlib and torch release the GIL); only ``workers`` images are in memory at
+    once. On a small CPU, one torch thread per worker beats several threads
+    fighting over each image (the CLI sets that). A file that fails is reported
+    and the rest go on. The output format comes from each target's extension.
     """
+
+    def one(source: str | Path, target: str | Path) -> FileResult:
+        try:
+            image = enhancer.enhance_file(source, target, quality=quality, max_pixels=max_pixels)
+        except ImageError as exc:
+            return FileResult(source, target, "failed", str(exc))
+        except (MemoryError, torch.OutOfMemoryError):
+            return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+        return FileResult(source, target, "done", megapixels=image.megapixels)
+
     jobs = iter(jobs)
-    reads: deque[tuple[Job, Future]] = deque()
-    writes: dict[Future, tuple[Job, float]] = {}
-
-    def read_next(pool: ThreadPoolExecutor) -> None:
-        job = next(jobs, None)
-        if job is not None:
-            reads.append((job, pool.submit(read_image, job[0], max_pixels=max_pixels)))
-
-    def finished(done: Iterable[Future]) -> Iterator[FileResult]:
-        for future in done:
-            (source, target), megapixels = writes.pop(future)
-            error = future.exception()
-            if error is None:
-                yield FileResult(source, target, "done", megapixels=megapixels)
-            elif isinstance(error, ImageError):
-                yield FileResult(source, target, "failed", str(error))
-            else:
-                raise error
-
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for _ in range(max(1, workers)):
-            read_next(pool)
-        while reads:
-            (source, target), future = reads.popleft()
-            read_next(pool)
-            try:
-                enhanced = enhancer.enhance(future.result())
-            except ImageError as exc:
-                yield FileResult(source, target, "failed", str(exc))
-                continue
-            except (MemoryError, torch.OutOfMemoryError):
-                yield FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
-                continue
-            writes[pool.submit(write_image, target, enhanced, quality=quality)] = ((source, target), enhanced.megapixels)
-            if len(writes) >= max(1, workers):
-                done, _ = wait(writes, return_when=FIRST_COMPLETED)
-                yield from finished(done)
-        yield from finished(list(writes))
+        running = {pool.submit(one, *job) for job in itertools.islice(jobs, max(1, workers))}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                job = next(jobs, None)
+                if job is not None:
+                    running.add(pool.submit(one, *job))

@@ -477,6 +477,9 @@ def _tiff16(image: ImageData) -> bytes:
 # --------------------------------------------------------------------------- tensors
 
 
+_TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}
+
+
 def _max_value(dtype: np.dtype) -> float:
     return 255.0 if dtype == np.uint8 else 65535.0 if dtype == np.uint16 else 1.0
 
@@ -485,7 +488,8 @@ def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """Colour of an image array as a ``(1, 3, H, W)`` float32 tensor in [0, 1].
 
     Accepts the :class:`ImageData` layouts in ``uint8``, ``uint16`` or float in
-    [0, 1]; gray is repeated to three channels and alpha left out.
+    [0, 1]; gray is repeated to three channels and alpha left out. The result
+    is laid out channels-last in memory, as the pixels are (no transposing copy).
 
     Example:
         >>> pixels_to_tensor(np.full((2, 3), 255, np.uint8)).shape
@@ -493,11 +497,13 @@ def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 2, 3, 4)):
         raise ValueError(f"image array must have shape (H, W) or (H, W, C) with C in 1..4, got {pixels.shape}")
-    if not (pixels.dtype in (np.uint8, np.uint16) or np.issubdtype(pixels.dtype, np.floating)):
+    if not (pixels.dtype in _TORCH_DTYPES or np.issubdtype(pixels.dtype, np.floating)):
         raise ValueError(f"image array must be uint8, uint16 or float in [0, 1], got {pixels.dtype}")
-    color = pixels[..., None] if pixels.ndim == 2 else pixels[..., : 3 if pixels.shape[2] >= 3 else 1]
-    x = torch.from_numpy(np.ascontiguousarray(color)).permute(2, 0, 1).unsqueeze(0)
-    x = x.to(torch.float32) / _max_value(pixels.dtype)
+    # torch cannot wrap read-only memory (Pillow's arrays are read-only).
+    t = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())
+    t = t.unsqueeze(-1) if t.ndim == 2 else t[..., : 3 if t.shape[2] >= 3 else 1]
+    x = t.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+    x = x.mul_(1.0 / _max_value(pixels.dtype)) if pixels.dtype in _TORCH_DTYPES else x
     return x.expand(1, 3, *x.shape[-2:]) if x.shape[1] == 1 else x
 
 
@@ -516,16 +522,15 @@ def tensor_to_pixels(x: torch.Tensor, like: np.ndarray) -> np.ndarray:
         >>> tensor_to_pixels(torch.ones(1, 3, 2, 3), like)[..., 0].max()
         np.uint16(65535)
     """
-    x = x[0].detach().to("cpu", torch.float32).clamp(0.0, 1.0)
-    gray = like.ndim == 2 or like.shape[2] in (1, 2)
-    if gray:
-        weights = torch.tensor(_LUMA, dtype=x.dtype).view(3, 1, 1)
-        x = (x * weights).sum(0, keepdim=True)
-    color = x.permute(1, 2, 0).numpy()
-    if np.issubdtype(like.dtype, np.floating):
-        color = color.astype(like.dtype)
+    x = x[0].detach().to("cpu", torch.float32)
+    if like.ndim == 2 or like.shape[2] in (1, 2):
+        x = (x * torch.tensor(_LUMA).view(3, 1, 1)).sum(0, keepdim=True)
+    if like.dtype in _TORCH_DTYPES:
+        peak = _max_value(like.dtype)
+        x = x.mul(peak).round_().clamp_(0.0, peak).to(_TORCH_DTYPES[like.dtype])
     else:
-        color = np.round(color * _max_value(like.dtype)).astype(like.dtype)
+        x = x.clamp(0.0, 1.0).to(getattr(torch, like.dtype.name))
+    color = x.permute(1, 2, 0).contiguous().numpy()
     if like.ndim == 2:
         return color[..., 0]
     if like.shape[2] in (2, 4):

@@ -1,0 +1,222 @@
+"""``zerodce enhance``: brighten photos, folders and globs; ``-`` for stdin/stdout.
+
+Outputs go beside each input with ``--suffix`` (default ``_enhanced``), or
+under ``-o`` (a file for one input, else a folder, where folder inputs keep
+their relative paths). An output never replaces an input; existing outputs are
+skipped unless ``--overwrite``. Exit code 0 if every input succeeded, 1 if any
+failed (each listed with its reason), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from zerodce.cli._options import add_enhancer_options, enhancer_from_args
+from zerodce.enhance import enhance_files
+from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
+
+#: Extensions picked up when searching folders (files named explicitly are always tried).
+IMAGE_EXTENSIONS = frozenset(FORMATS)
+DEFAULT_SUFFIX = "_enhanced"
+
+EXAMPLES = """\
+examples:
+  zerodce enhance dark.jpg                      writes dark_enhanced.jpg
+  zerodce enhance photos/ -o bright/            keeps photos/'s subfolders in bright/
+  zerodce enhance "shots/*.png" --format jpg --quality 90 -o out/
+  cat dark.jpg | zerodce enhance - > bright.jpg
+"""
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in 1..100, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``enhance`` subcommand."""
+    parser = subparsers.add_parser(
+        "enhance", help="brighten images, folders and globs",
+        description="Brighten low-light images with Zero-DCE / Zero-DCE++, keeping bit depth, alpha, "
+                    "orientation and metadata.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched recursively), globs, or - for stdin")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="output file (one input), folder, or - for stdout "
+                             "(default: beside each input; stdout for stdin)")
+    add_enhancer_options(parser)
+    parser.add_argument("--format", choices=sorted({ext[1:] for ext in EXTENSIONS.values()}),
+                        help="output format (default: the input's)")
+    parser.add_argument("--quality", type=_quality, metavar="Q",
+                        help="JPEG/WebP quality, 1-100 (default: JPEG 95, WebP 90)")
+    parser.add_argument("--suffix", metavar="TEXT",
+                        help=f"added to output file names (default: {DEFAULT_SUFFIX!r} beside the inputs, "
+                             "nothing under -o)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse larger images as decompression bombs; 0 for no limit (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+                        help="threads reading and writing files while the model runs (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+class UsageError(Exception):
+    """Arguments that cannot work together: exit code 2."""
+
+
+@dataclass
+class Plan:
+    """Inputs resolved into work: jobs to run, outputs to skip, inputs already failed."""
+
+    jobs: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped: list[tuple[Path, Path]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool]], str | None]:
+    """``(file, path relative to the output folder, found by a search)`` for one INPUT, or a failure reason."""
+    path = Path(arg)
+    if path.is_dir():
+        found = []
+        for file in sorted(path.rglob("*")):
+            rel = file.relative_to(path)
+            # Hidden names include our own temporary files (".name.xxx.part").
+            if (file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file() and not any(p.startswith(".") for p in rel.parts)
+                    and not (exclude is not None and file.resolve().is_relative_to(exclude))):
+                found.append((file, rel, True))
+        return found, None if found else f"cannot read {arg}: no images in this folder"
+    if path.exists() or path.is_symlink():
+        return [(path, Path(path.name), False)], None
+    if glob.has_magic(arg):
+        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True)) if Path(m).is_file()]
+        return [(m, Path(m.name), True) for m in matches], None if matches else f"cannot read {arg}: no files match"
+    return [], f"cannot read {arg}: no such file or folder"
+
+
+def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | None, overwrite: bool) -> Plan:
+    """Map INPUT arguments to ``(input, output)`` pairs, applying the never-overwrite-an-input and skip rules."""
+    out = Path(output) if output else None
+    single_file = len(inputs) == 1 and Path(inputs[0]).is_file()
+    to_file = out is not None and single_file and not out.is_dir() and out.suffix.lower() in FORMATS
+    if out is not None and not to_file and out.suffix.lower() in FORMATS and not out.is_dir():
+        raise UsageError(f"-o {output} names a file, but the inputs can be several images; give a folder")
+    out_dir = None if out is None or to_file else out.resolve()
+    suffix = suffix if suffix is not None else ("" if out is not None else DEFAULT_SUFFIX)
+
+    result = Plan()
+    candidates: list[tuple[Path, Path, bool]] = []
+    for arg in inputs:
+        found, failure = _expand(arg, exclude=out_dir)
+        candidates += found
+        if failure:
+            result.failed.append(failure)
+
+    def target(file: Path, rel: Path) -> Path:
+        if to_file:
+            return out
+        ext = f".{fmt}" if fmt else (file.suffix if file.suffix.lower() in FORMATS else ".png")
+        name = rel.with_name(f"{rel.stem}{suffix}{ext}")
+        return (out / name) if out is not None else file.with_name(name.name)
+
+    pairs = [(file, target(file, rel), searched) for file, rel, searched in candidates]
+    resolved_inputs = {file.resolve() for file, _, _ in pairs}
+    planned_outputs = {dst.resolve() for _, dst, _ in pairs}
+    seen: dict[Path, Path] = {}
+    for file, dst, searched in pairs:
+        if searched and file.resolve() in planned_outputs:
+            continue  # an earlier run's output found beside its input: not an input itself
+        key = dst.resolve()
+        if key in resolved_inputs:
+            result.failed.append(f"cannot write {dst}: it is an input; use -o or --suffix")
+        elif key in seen:
+            result.failed.append(f"cannot write {dst}: also the output of {seen[key]}")
+        elif dst.is_dir():
+            result.failed.append(f"cannot write {dst}: is a folder")
+        elif dst.exists() and not overwrite:
+            result.skipped.append((file, dst))
+            seen[key] = file
+        else:
+            result.jobs.append((file, dst))
+            seen[key] = file
+    return result
+
+
+def _run_stdio(args: argparse.Namespace) -> int:
+    """One image from stdin or to stdout."""
+    if len(args.inputs) != 1:
+        raise UsageError("- (stdin/stdout) works with exactly one input")
+    source = sys.stdin.buffer.read() if args.inputs[0] == "-" else args.inputs[0]
+    to_stdout = args.output in (None, "-")
+    enhancer = enhancer_from_args(args)
+    try:
+        image = enhancer.enhance(read_image(source, max_pixels=args.max_pixels or None))
+        fmt = args.format or (image.format if image.format in EXTENSIONS else "PNG")
+        write_image(sys.stdout.buffer if to_stdout else args.output, image, format=fmt, quality=args.quality)
+    except ImageError as exc:
+        print(f"zerodce enhance: failed: {exc}", file=sys.stderr)
+        return 1
+    if to_stdout:
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``zerodce enhance``; returns the exit code."""
+    # Our --max-pixels is the limit; Pillow's own would refuse (or warn about) images it allows.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        if "-" in args.inputs or args.output == "-":
+            return _run_stdio(args)
+        work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
+    except UsageError as exc:
+        print(f"zerodce enhance: error: {exc}", file=sys.stderr)
+        return 2
+    failures = list(work.failed)
+    done, megapixels, start = 0, 0.0, time.perf_counter()
+    if work.jobs:
+        enhancer = enhancer_from_args(args)
+        workers = min(args.workers, len(work.jobs))
+        if workers > 1 and enhancer.device.type == "cpu":
+            # Files in parallel, one torch thread each: threads spinning for a core another worker holds cost more.
+            torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+        for dst in {dst.parent for _, dst in work.jobs}:
+            dst.mkdir(parents=True, exist_ok=True)
+        with tqdm(total=len(work.jobs), unit="img", disable=len(work.jobs) < 2, file=sys.stderr) as bar:
+            for result in enhance_files(enhancer, work.jobs, quality=args.quality,
+                                        max_pixels=args.max_pixels or None, workers=workers):
+                if result.status == "done":
+                    done += 1
+                    megapixels += result.megapixels
+                    bar.set_postfix_str(f"{megapixels / (time.perf_counter() - start):.3g} MP/s", refresh=False)
+                else:
+                    failures.append(result.reason)
+                bar.update()
+    seconds = time.perf_counter() - start
+    for reason in failures:
+        print(f"zerodce enhance: failed: {reason}", file=sys.stderr)
+    rate = f", {megapixels / seconds:.3g} MP/s" if done else ""
+    hint = " (outputs exist; --overwrite redoes them)" if work.skipped else ""
+    print(f"zerodce enhance: {done} done, {len(work.skipped)} skipped{hint}, {len(failures)} failed "
+          f"in {seconds:.1f} s{rate}", file=sys.stderr)
+    if len(work.jobs) == 1 and done:
+        print(f"zerodce enhance: wrote {work.jobs[0][1]}", file=sys.stderr)
+    return 1 if failures else 0
