@@ -126,7 +126,7 @@ def format_for_path(path: str | os.PathLike) -> str:
 def _describe(source: Source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
-    return "<stdin>" if isinstance(source, (bytes, bytearray)) else getattr(source, "name", "<stream>")
+    return "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", "<stream>"))
 
 
 # --------------------------------------------------------------------------- reading
@@ -153,9 +153,11 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         if path.is_file() and path.stat().st_size == 0:
             raise ImageError(f"cannot read {name}: empty file (0 bytes)")
     elif isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise ImageError(f"cannot read {name}: empty input (0 bytes)")
         source = io.BytesIO(source)
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:
+            if view.nbytes == 0:
+                raise ImageError(f"cannot read {name}: empty input (0 bytes)")
     try:
         with Image.open(source) as im:
             return _decode(im, source, max_pixels)
@@ -168,7 +170,7 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     except UnidentifiedImageError:
         raise ImageError(f"cannot read {name}: not an image, or a format we cannot read") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"cannot read {name}: {exc}") from None
+        raise ImageError(f"cannot read {name}: {exc} (Pillow's limit, PIL.Image.MAX_IMAGE_PIXELS)") from None
     except Exception as exc:  # any decoder failure means the same thing to the user
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"cannot read {name}: corrupt or truncated image ({reason})") from None

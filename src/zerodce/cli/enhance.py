@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import io
 import sys
 import time
 from dataclasses import dataclass, field
@@ -164,7 +165,11 @@ def _run_stdio(args: argparse.Namespace) -> int:
     """One image from stdin or to stdout."""
     if len(args.inputs) != 1:
         raise UsageError("- (stdin/stdout) works with exactly one input")
-    source = sys.stdin.buffer.read() if args.inputs[0] == "-" else args.inputs[0]
+    if args.inputs[0] == "-":
+        source = io.BytesIO(sys.stdin.buffer.read())
+        source.name = "<stdin>"
+    else:
+        source = args.inputs[0]
     to_stdout = args.output in (None, "-")
     enhancer = enhancer_from_args(args)
     try:
