@@ -139,12 +139,12 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
         return (out / name) if out is not None else file.with_name(name.name)
 
     pairs = [(file, target(file, rel), searched) for file, rel, searched in candidates]
-    resolved_inputs = {file.resolve() for file, _, _ in pairs}
     planned_outputs = {dst.resolve() for _, dst, _ in pairs}
+    # An earlier run's output found beside its input is not an input itself.
+    pairs = [(file, dst) for file, dst, searched in pairs if not (searched and file.resolve() in planned_outputs)]
+    resolved_inputs = {file.resolve() for file, _ in pairs}
     seen: dict[Path, Path] = {}
-    for file, dst, searched in pairs:
-        if searched and file.resolve() in planned_outputs:
-            continue  # an earlier run's output found beside its input: not an input itself
+    for file, dst in pairs:
         key = dst.resolve()
         if key in resolved_inputs:
             result.failed.append(f"cannot write {dst}: it is an input; use -o or --suffix")

@@ -1,0 +1,259 @@
+"""``zerodce enhance`` end to end: subprocesses for the real command, in-process runs for the many small cases."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from test_enhance import dark, make_model
+from test_io import forged_png
+from zerodce.cli import main
+from zerodce.io import ImageData, read_image, write_image
+from zerodce.models import list_models
+from zerodce.weights import save_safetensors
+
+REPO = Path(__file__).resolve().parents[1]
+ICC = b"\x00\x00\x02\x0cicc" * 10
+
+# Root reads files whatever their mode, so for root the CLI is run with open() refusing that one file.
+_DENY_OPEN = """
+import builtins, sys
+real_open = builtins.open
+def guarded(file, *args, **kwargs):
+    if str(file).endswith("noperm.png"):
+        raise PermissionError(13, "Permission denied", str(file))
+    return real_open(file, *args, **kwargs)
+builtins.open = guarded
+from zerodce.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def zerodce_cli(*args: str | Path, stdin: bytes | None = None, deny_unreadable: bool = False) -> subprocess.CompletedProcess:
+    prefix = ["-c", _DENY_OPEN] if deny_unreadable else ["-m", "zerodce.cli"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, *prefix, *map(str, args)], input=stdin, capture_output=True, env=env,
+                          timeout=300)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """Content hash of every file (size and mtime for those this user cannot read)."""
+    def digest(p: Path) -> str:
+        if os.access(p, os.R_OK):
+            return hashlib.sha256(p.read_bytes()).hexdigest()
+        return f"{p.stat().st_size}:{p.stat().st_mtime_ns}"
+
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("weights")
+    paths = {name: folder / f"{name}.safetensors" for name in list_models()}
+    for name, path in paths.items():
+        save_safetensors(make_model(name).state_dict(), path)
+    return paths
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """Undo the process-wide settings ``zerodce enhance`` makes when it runs in this process."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """A folder of good and bad inputs, with same-named files in different subfolders."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub" / "deep").mkdir(parents=True)
+    write_image(root / "a.jpg", dark((20, 30, 3)))
+    write_image(root / "sub" / "a.jpg", dark((22, 30, 3)))
+    write_image(root / "sub" / "deep" / "rgba.png", dark((12, 14, 4)))
+    write_image(root / "g16.png", dark((10, 12, 3), np.uint16))
+    write_image(root / "gray.png", dark((9, 11)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the file is 16 wide, 10 high; upright it is 10 wide
+    Image.fromarray(dark((10, 16, 3))).save(root / "orient.jpg", exif=exif.tobytes(), icc_profile=ICC)
+    buffer = io.BytesIO()
+    Image.fromarray(dark((64, 64, 3))).save(buffer, format="JPEG")
+    (root / "corrupt.jpg").write_bytes(buffer.getvalue()[:300])
+    (root / "notimage.png").write_text("not an image")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "bomb.png").write_bytes(forged_png(100_000, 100_000))
+    write_image(root / "noperm.png", dark((5, 5, 3)))
+    (root / "noperm.png").chmod(0)
+    return root
+
+
+GOOD = ["a.jpg", "sub/a.jpg", "sub/deep/rgba.png", "g16.png", "gray.png", "orient.jpg"]
+BAD = {
+    "corrupt.jpg": "corrupt or truncated",
+    "notimage.png": "not an image",
+    "empty.jpg": "empty file",
+    "bomb.png": "exceeds the limit",
+    "noperm.png": "permission denied",
+}
+
+
+@pytest.fixture(scope="module")
+def folder_run(photos, checkpoints, tmp_path_factory):
+    """One real ``zerodce enhance photos -o out`` run: (result, out, digests of the inputs before)."""
+    out = tmp_path_factory.mktemp("out")
+    before = digests(photos)
+    result = zerodce_cli("enhance", photos, "-o", out, "--checkpoint", checkpoints["zero_dce_pp"],
+                         deny_unreadable=os.access(photos / "noperm.png", os.R_OK))
+    return result, out, before
+
+
+class TestFolderRun:
+    def test_exit_code_and_each_failure_named_once(self, folder_run):
+        result, _, _ = folder_run
+        stderr = result.stderr.decode()
+        assert result.returncode == 1, stderr
+        assert "Traceback" not in stderr
+        for name, reason in BAD.items():
+            lines = [line for line in stderr.splitlines() if name in line]
+            assert len(lines) == 1 and reason in lines[0], (name, lines)
+        assert f"{len(GOOD)} done, 0 skipped, {len(BAD)} failed" in stderr
+        assert "MP/s" in stderr and "img/s" in stderr  # summary and progress bar
+
+    def test_outputs_keep_relative_paths_and_nothing_half_written(self, folder_run):
+        _, out, _ = folder_run
+        written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        assert written == sorted(GOOD)
+
+    def test_inputs_byte_identical(self, folder_run, photos):
+        _, _, before = folder_run
+        assert digests(photos) == before
+
+    def test_formats_kept(self, folder_run, photos):
+        _, out, _ = folder_run
+        g16 = read_image(out / "g16.png")
+        assert g16.pixels.dtype == np.uint16 and g16.pixels.mean() > read_image(photos / "g16.png").pixels.mean()
+        assert Image.open(out / "gray.png").mode == "L"
+        rgba_in, rgba_out = read_image(photos / "sub/deep/rgba.png").pixels, read_image(out / "sub/deep/rgba.png").pixels
+        np.testing.assert_array_equal(rgba_out[..., 3], rgba_in[..., 3])
+        oriented = Image.open(out / "orient.jpg")
+        assert oriented.size == (10, 16) and oriented.getexif().get(0x0112, 1) == 1
+        assert oriented.info["icc_profile"] == ICC
+
+    def test_rerun_skips_then_overwrite_redoes(self, folder_run, photos, checkpoints):
+        _, out, _ = folder_run
+        again = zerodce_cli("enhance", photos / "sub", "-o", out / "sub", "--checkpoint", checkpoints["zero_dce_pp"])
+        assert again.returncode == 0 and "0 done, 2 skipped" in again.stderr.decode()
+        forced = zerodce_cli("enhance", photos / "sub", "-o", out / "sub", "--overwrite",
+                             "--checkpoint", checkpoints["zero_dce_pp"])
+        assert forced.returncode == 0 and "2 done, 0 skipped" in forced.stderr.decode()
+
+
+def test_stdin_to_stdout(checkpoints):
+    buffer = io.BytesIO()
+    Image.fromarray(dark((8, 10, 3))).save(buffer, format="JPEG")
+    result = zerodce_cli("enhance", "-", "--format", "png", "--checkpoint", checkpoints["zero_dce_pp"],
+                         stdin=buffer.getvalue())
+    assert result.returncode == 0, result.stderr.decode()
+    out = Image.open(io.BytesIO(result.stdout))
+    assert out.format == "PNG" and out.size == (10, 8)
+
+
+def test_usage_error_exit_code(tmp_path):
+    result = zerodce_cli("enhance", tmp_path / "a.jpg", tmp_path / "b.jpg", "-o", tmp_path / "one.png")
+    assert result.returncode == 2 and "give a folder" in result.stderr.decode()
+
+
+class TestInProcess:
+    @pytest.mark.parametrize("args", [["--quality", "0"], ["--strength", "-1"], ["--tile", "-5"], ["--format", "gif"]])
+    def test_bad_options(self, tmp_path, args, capsys):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["enhance", str(tmp_path), *args])
+        assert exit_info.value.code == 2
+
+    def test_stdio_needs_one_input(self, tmp_path, in_process, capsys):
+        assert main(["enhance", "-", str(tmp_path / "x.jpg")]) == 2
+        assert "exactly one input" in capsys.readouterr().err
+
+    def test_output_never_replaces_input(self, tmp_path, checkpoints, in_process, capsys):
+        write_image(tmp_path / "a.jpg", dark((6, 6, 3)))
+        before = (tmp_path / "a.jpg").read_bytes()
+        assert main(["enhance", str(tmp_path / "a.jpg"), "--suffix", "", "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 1
+        assert "it is an input" in capsys.readouterr().err
+        assert (tmp_path / "a.jpg").read_bytes() == before
+
+    def test_beside_inputs_and_previous_outputs_not_reenhanced(self, tmp_path, checkpoints, in_process, capsys):
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        command = ["enhance", str(tmp_path), "--checkpoint", str(checkpoints["zero_dce_pp"])]
+        assert main(command) == 0
+        assert (tmp_path / "a_enhanced.png").is_file()
+        assert main(command) == 0
+        assert "0 done, 1 skipped" in capsys.readouterr().err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_enhanced.png"]
+
+    def test_format_quality_and_glob(self, tmp_path, checkpoints, in_process):
+        for name in ("x.png", "y.png", "z.tif"):
+            write_image(tmp_path / name, dark((16, 16, 3)))
+        out = tmp_path / "out"
+        assert main(["enhance", str(tmp_path / "*.png"), "-o", str(out), "--format", "jpg", "--quality", "70",
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        assert sorted(p.name for p in out.iterdir()) == ["x.jpg", "y.jpg"]
+        assert Image.open(out / "x.jpg").format == "JPEG"
+
+    def test_colliding_outputs_fail_not_overwrite(self, tmp_path, checkpoints, in_process, capsys):
+        for folder in ("one", "two"):
+            (tmp_path / folder).mkdir()
+            write_image(tmp_path / folder / "a.png", dark((6, 6, 3)))
+        code = main(["enhance", str(tmp_path / "one"), str(tmp_path / "two"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])])
+        assert code == 1 and "also the output of" in capsys.readouterr().err
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+    def test_directory_where_file_expected(self, tmp_path, checkpoints, in_process, capsys):
+        (tmp_path / "folder.png").mkdir()
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        (tmp_path / "out" / "a.png").mkdir(parents=True)  # the output path is taken by a folder
+        code = main(["enhance", str(tmp_path / "folder.png"), str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])])
+        err = capsys.readouterr().err
+        assert code == 1 and "folder.png: no images in this folder" in err and "a.png: is a folder" in err
+
+    def test_missing_weights_is_one_line(self, tmp_path, in_process, capsys):
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        assert main(["enhance", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "none.safetensors")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not found" in err[0]
+
+    @pytest.mark.parametrize("name", list_models())
+    def test_tiled_equals_untiled(self, name, tmp_path, checkpoints, in_process):
+        write_image(tmp_path / "in.png", dark((130, 170, 3)))
+        outputs = []
+        for tile in ("0", "48"):
+            out = tmp_path / f"tile{tile}.png"
+            assert main(["enhance", str(tmp_path / "in.png"), "-o", str(out), "--model", name, "--tile", tile,
+                         "--checkpoint", str(checkpoints[name])]) == 0
+            outputs.append(read_image(out).pixels.astype(int))
+        assert np.abs(outputs[0] - read_image(tmp_path / "in.png").pixels).mean() > 5
+        assert np.abs(outputs[0] - outputs[1]).max() <= 1
+
+
+def test_demo_pipeline(tmp_path, checkpoints, in_process, capsys):
+    inputs = sorted((REPO / "demo").glob("*.[jp][pn]g"))
+    assert inputs and sum(p.stat().st_size for p in inputs) < 1_000_000
+    spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--checkpoint", str(checkpoints["zero_dce_pp"]), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [p.name for p in inputs]
+    sheet = Image.open(tmp_path / "comparison.jpg")
+    assert sheet.width == 2 * demo.PANEL_WIDTH and str(tmp_path / "comparison.jpg") in capsys.readouterr().out
