@@ -509,6 +509,8 @@ def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return x.expand(1, 3, *x.shape[-2:]) if x.shape[1] == 1 else x
 
 
+#: Pixels per band when converting back from float.
+_CONVERT_BAND_PIXELS = 1 << 20
 #: ITU-R BT.601 luma, as Pillow converts RGB to gray.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -517,24 +519,31 @@ def tensor_to_pixels(x: torch.Tensor, like: np.ndarray) -> np.ndarray:
     """Inverse of :func:`pixels_to_tensor`: ``(1, 3, H, W)`` in [0, 1] -> an array laid out like ``like``.
 
     Gray layouts get the luma of the colour channels, alpha is copied from ``like``
-    untouched, integers are rounded.
+    untouched, integers are rounded. Converted in bands of rows, so the float
+    temporaries stay small next to a large image.
 
     Example:
         >>> like = np.zeros((2, 3, 2), np.uint16)
         >>> tensor_to_pixels(torch.ones(1, 3, 2, 3), like)[..., 0].max()
         np.uint16(65535)
     """
-    x = x[0].detach().to("cpu", torch.float32)
-    if like.ndim == 2 or like.shape[2] in (1, 2):
-        x = (x * torch.tensor(_LUMA).view(3, 1, 1)).sum(0, keepdim=True)
-    if like.dtype in _TORCH_DTYPES:
-        peak = _max_value(like.dtype)
-        x = x.mul(peak).round_().clamp_(0.0, peak).to(_TORCH_DTYPES[like.dtype])
-    else:
-        x = x.clamp(0.0, 1.0).to(getattr(torch, like.dtype.name))
-    color = x.permute(1, 2, 0).contiguous().numpy()
+    x = x[0].detach()
+    height, width = x.shape[-2:]
+    gray = like.ndim == 2 or like.shape[2] in (1, 2)
+    out = np.empty((height, width, 1) if like.ndim == 2 else like.shape, like.dtype)
+    band = max(1, _CONVERT_BAND_PIXELS // max(width, 1))
+    for r0 in range(0, height, band):
+        part = x[:, r0 : r0 + band].to("cpu", torch.float32)
+        if gray:
+            part = (part * torch.tensor(_LUMA).view(3, 1, 1)).sum(0, keepdim=True)
+        if like.dtype in _TORCH_DTYPES:
+            peak = _max_value(like.dtype)
+            part = part.mul(peak).round_().clamp_(0.0, peak).to(_TORCH_DTYPES[like.dtype])
+        else:
+            part = part.clamp(0.0, 1.0).to(getattr(torch, like.dtype.name))
+        out[r0 : r0 + band, :, : part.shape[0]] = part.permute(1, 2, 0).numpy()
     if like.ndim == 2:
-        return color[..., 0]
+        return out[..., 0]
     if like.shape[2] in (2, 4):
-        return np.concatenate([color, like[..., -1:]], axis=2)
-    return color
+        out[..., -1] = like[..., -1]
+    return out
