@@ -110,7 +110,7 @@ class TestValues:
 
     @pytest.mark.parametrize("name", list_models())
     def test_tiled_equals_untiled_8bit(self, name):
-        pixels = dark((150, 190, 3))
+        pixels = dark((100, 130, 3))
         model = make_model(name)
         whole = Enhancer(model, device="cpu", tile=0).enhance(pixels).astype(int)
         tiled = Enhancer(model, device="cpu", tile=48).enhance(pixels).astype(int)
@@ -151,6 +151,10 @@ class TestNamedModels:
         np.testing.assert_array_equal(first, zerodce.enhance(pixels, model=make_model("zero_dce_pp")))
         path.unlink()  # a second call must not reload it
         np.testing.assert_array_equal(zerodce.enhance(pixels, model="zero_dce_pp", checkpoint=path, device="cpu"), first)
+
+    def test_checkpoint_needs_a_name(self, tmp_path):
+        with pytest.raises(ValueError, match="model name"):
+            Enhancer(make_model("zero_dce_pp"), checkpoint=tmp_path / "w.safetensors")
 
     def test_unknown_model(self):
         with pytest.raises(ValueError, match="known models"):

@@ -81,8 +81,8 @@ class Enhancer:
         if isinstance(model, str):
             kwargs = {} if scale_factor is None else {"scale_factor": scale_factor}
             model = create_model(model, pretrained=checkpoint is None, checkpoint=checkpoint, **kwargs)
-        elif scale_factor is not None:
-            raise ValueError("scale_factor applies to a model name, not to a model instance")
+        elif scale_factor is not None or checkpoint is not None:
+            raise ValueError("scale_factor and checkpoint apply to a model name, not to a model instance")
         self.model = model.to(self.device).eval()
         self.strength = float(strength)
         self.tile = int(tile)
