@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from zerodce.enhance import DEFAULT_TILE, Enhancer
 from zerodce.models import DEFAULT_MODEL, list_models
@@ -24,11 +25,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``[low, high]``; out of range is a usage error (exit code 2)."""
+
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {text}" if high is not None
+                                             else f"must be >= {low}, got {text}")
+        return value
+
+    return integer
 
 
 def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +44,7 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=_non_negative_float, default=1.0, metavar="S",
                         help="scale of the curve maps: 0 leaves images unchanged, 1 is the model as trained, "
                              ">1 brightens more (default: %(default)s)")
-    parser.add_argument("--tile", type=_non_negative_int, default=DEFAULT_TILE, metavar="PX",
+    parser.add_argument("--tile", type=int_range(0), default=DEFAULT_TILE, metavar="PX",
                         help="tile side / band height in pixels, bounds memory on large images; "
                              "0 processes whole images at once (default: %(default)s)")
 

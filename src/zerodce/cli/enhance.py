@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from zerodce.cli._options import add_enhancer_options, enhancer_from_args
+from zerodce.cli._options import add_enhancer_options, enhancer_from_args, int_range
 from zerodce.enhance import enhance_files
 from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
 
@@ -36,20 +36,6 @@ examples:
   zerodce enhance "shots/*.png" --format jpg --quality 90 -o out/
   cat dark.jpg | zerodce enhance - > bright.jpg
 """
-
-
-def _quality(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in 1..100, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,16 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_enhancer_options(parser)
     parser.add_argument("--format", choices=sorted({ext[1:] for ext in EXTENSIONS.values()}),
                         help="output format (default: the input's)")
-    parser.add_argument("--quality", type=_quality, metavar="Q",
+    parser.add_argument("--quality", type=int_range(1, 100), metavar="Q",
                         help="JPEG/WebP quality, 1-100 (default: JPEG 95, WebP 90)")
     parser.add_argument("--suffix", metavar="TEXT",
                         help=f"added to output file names (default: {DEFAULT_SUFFIX!r} beside the inputs, "
                              "nothing under -o)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse larger images as decompression bombs; 0 for no limit (default: %(default)s)")
-    parser.add_argument("--workers", type=_positive_int, default=2, metavar="N",
-                        help="threads reading and writing files while the model runs (default: %(default)s)")
+    parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
+                        help="files processed at once, each on its own thread (default: %(default)s)")
     parser.set_defaults(func=run)
 
 
