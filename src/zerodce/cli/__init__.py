@@ -21,6 +21,10 @@ class CommandError(Exception):
     """A failure to report as one line, exit code 1."""
 
 
+class UsageError(Exception):
+    """Arguments that cannot work together, found after parsing: one line, exit code 2."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zerodce", description="Low-light image and video enhancement (Zero-DCE, Zero-DCE++).")
     parser.add_argument("--version", action="version", version=f"zerodce {__version__}")
@@ -38,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"zerodce {args.command}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        print(f"zerodce {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (CommandError, ValueError, OSError) as exc:
         print(f"zerodce {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from zerodce._extras import MissingExtraError, import_extra
-from zerodce.cli import CommandError
-from zerodce.cli._options import add_model_options
+from zerodce.cli import CommandError, UsageError
+from zerodce.cli._options import add_model_options, int_range
 from zerodce.enhance import Enhancer
 from zerodce.evaluate import (ContactSheet, baseline_methods, dataset_dirs, evaluate, find_pairs, folder_method,
                               format_table, model_method, write_json, write_markdown)
@@ -33,10 +33,6 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """Arguments that cannot work together: exit code 2."""
-
-
 def _model_spec(text: str) -> tuple[str, str | None]:
     name, sep, checkpoint = text.partition("=")
     if name not in list_models():
@@ -44,13 +40,6 @@ def _model_spec(text: str) -> tuple[str, str | None]:
     if sep and not checkpoint:
         raise argparse.ArgumentTypeError(f"{text!r}: give a weights file after '=', or leave '=' out for the shipped weights")
     return name, checkpoint or None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="PATH", help="write per-image and mean results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
     parser.add_argument("--grid", metavar="PATH", help="write a contact sheet PNG: input | outputs | ground truth")
-    parser.add_argument("--grid-width", type=_positive_int, default=200, metavar="PX",
+    parser.add_argument("--grid-width", type=int_range(1), default=200, metavar="PX",
                         help="width of each contact-sheet cell (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -105,14 +94,10 @@ def _check_usage(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``zerodce eval``; returns the exit code."""
-    try:
-        _check_usage(args)
-        models = ([] if args.enhanced else [(args.model, args.checkpoint)]) + args.compare
-        labels = _labels([(name, name) if ckpt is None else (f"{name} ({Path(ckpt).name})", f"{name} ({ckpt})")
-                          for name, ckpt in models] + [(Path(d).name or d, d) for d in args.enhanced])
-    except UsageError as exc:
-        print(f"zerodce eval: error: {exc}", file=sys.stderr)
-        return 2
+    _check_usage(args)
+    models = ([] if args.enhanced else [(args.model, args.checkpoint)]) + args.compare
+    labels = _labels([(name, name) if ckpt is None else (f"{name} ({Path(ckpt).name})", f"{name} ({ckpt})")
+                      for name, ckpt in models] + [(Path(d).name or d, d) for d in args.enhanced])
     try:
         import_extra("skimage.metrics", "metrics")
     except MissingExtraError as exc:
