@@ -231,6 +231,13 @@ class TestCLI:
         assert methods[0]["mean"] != methods[1]["mean"]
         assert "CLAHE" in capsys.readouterr().out
 
+    def test_folder_named_like_a_baseline(self, dataset, tmp_path, capsys):
+        folder = _write_folder(tmp_path / "HE", _images(2, 1.0))
+        assert main(["eval", str(dataset), "--enhanced", str(folder), "--baselines",
+                     "--json", str(tmp_path / "r.json")]) == 0
+        methods = json.loads((tmp_path / "r.json").read_text())["methods"]
+        assert [m["method"] for m in methods] == [str(folder), "identity", "gamma 1/2.2", "HE", "CLAHE"]
+
     def test_enhanced_folder_with_high_only(self, dataset, tmp_path, capsys):
         high = dataset / "eval15" / "high"
         assert main(["eval", "--high", str(high), "--enhanced", str(high), "--json", str(tmp_path / "r.json")]) == 0

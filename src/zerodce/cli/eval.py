@@ -96,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``zerodce eval``; returns the exit code."""
     _check_usage(args)
     models = ([] if args.enhanced else [(args.model, args.checkpoint)]) + args.compare
+    baselines = baseline_methods() if args.baselines else {}
     labels = _labels([(name, name) if ckpt is None else (f"{name} ({Path(ckpt).name})", f"{name} ({ckpt})")
-                      for name, ckpt in models] + [(Path(d).name or d, d) for d in args.enhanced])
+                      for name, ckpt in models] + [(Path(d).name or d, d) for d in args.enhanced]
+                     + [(name, name) for name in baselines])
     try:
         import_extra("skimage.metrics", "metrics")
     except MissingExtraError as exc:
@@ -107,13 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     low, high = dataset_dirs(args.root) if args.root else (args.low, args.high)
     pairs = find_pairs(low, high)
-    methods = {}
-    for label, (name, ckpt) in zip(labels, models):
-        methods[label] = model_method(Enhancer(name, checkpoint=ckpt, device=args.device))
-    for label, folder in zip(labels[len(models):], args.enhanced):
-        methods[label] = folder_method(folder, pairs)
-    if args.baselines:
-        methods.update(baseline_methods())
+    methods = dict(zip(labels, [model_method(Enhancer(name, checkpoint=ckpt, device=args.device)) for name, ckpt in models]
+                       + [folder_method(folder, pairs) for folder in args.enhanced] + list(baselines.values())))
 
     has_inputs = pairs[0].low is not None
     sheet = ContactSheet((["input"] if has_inputs else []) + list(methods) + ["ground truth"],
