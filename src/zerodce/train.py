@@ -577,7 +577,7 @@ def format_table(row: dict[str, float]) -> str:
     Example:
         >>> row = {f"{s}_{k}": 0.5 for s in ("train", "val") for k in ("total", *COMPONENTS)}
         >>> print(format_table(row).splitlines()[1])
-        total                          0.500000    0.500000
+        total                        0.500000    0.500000
     """
     lines = [f"{'loss':<24} {'train':>12} {'validation':>11}"]
     for name in ("total", *COMPONENTS):
