@@ -276,7 +276,6 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
     """
     vin = inp.streams.video[0]
     audio_in = list(inp.streams.audio)
-    vin.thread_type = "AUTO"
     try:
         out = av.open(str(tmp), "w")
     except ValueError:
@@ -329,7 +328,8 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
         out.mux(vout.encode(None))
     damage = [f"{name}: {message.strip()}" for level, name, message in errors if level <= av.logging.ERROR]
     if failure is None and damage:
-        failure = f"FFmpeg reported {damage[0]!r}" + (f" and {len(damage) - 1} more errors" if len(damage) > 1 else "")
+        more = f" (and {len(damage) - 1} more errors)" if len(damage) > 1 else ""
+        failure = f"FFmpeg reported: {damage[0]}{more}"
     if failure is not None:
         raise DamagedVideoError(f"{src}: damaged input: {failure}; wrote the {frames} frames that could be "
                                 f"decoded to {dst}", frames)
