@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -225,28 +227,21 @@ def _new_temporary(dst: Path) -> Path:
             continue
 
 
-class _ffmpeg_errors:
-    """Collects the errors FFmpeg logs while it runs (demuxers and decoders log damage without raising).
+@contextmanager
+def _ffmpeg_errors(av) -> Iterator[list]:
+    """Collect the errors FFmpeg logs meanwhile: demuxers and decoders log some damage without raising.
 
     PyAV's log level is global: it is raised to ERROR for the duration and restored after.
     """
-
-    def __init__(self, av) -> None:
-        self.av = av
-
-    def __enter__(self) -> list:
-        logging = self.av.logging
-        self.level = logging.get_level()
-        if self.level is None or self.level < logging.ERROR:
-            logging.set_level(logging.ERROR)
-        # local=False: decoder threads log too, from threads of their own.
-        self.capture = logging.Capture(local=False)
-        self.logs = self.capture.__enter__()
-        return self.logs
-
-    def __exit__(self, *exc) -> None:
-        self.capture.__exit__(*exc)
-        self.av.logging.set_level(self.level)
+    level = av.logging.get_level()
+    if level is None or level < av.logging.ERROR:
+        av.logging.set_level(av.logging.ERROR)
+    try:
+        # local=False: decoders log from threads of their own too.
+        with av.logging.Capture(local=False) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(level)
 
 
 def _open_input(av, src: Path):
@@ -258,10 +253,16 @@ def _open_input(av, src: Path):
     if inp.format.name.endswith("_pipe") or inp.format.name == "image2":
         inp.close()
         raise VideoError(f"{src}: this is an image, not a video; use `zerodce enhance` for images")
-    if not inp.streams.video:
+    if _main_video(av, inp) is None:
         inp.close()
         raise VideoError(f"{src}: no video stream (streams: {', '.join(s.type for s in inp.streams) or 'none'})")
     return inp
+
+
+def _main_video(av, inp):
+    """The first video stream that is not cover art (an attached picture), or ``None``."""
+    cover = av.stream.Disposition.attached_pic
+    return next((s for s in inp.streams.video if not s.disposition & cover), None)
 
 
 def _reason(exc: Exception) -> str:
@@ -274,7 +275,7 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
 
     Returns ``(frames written, output video stream, audio streams copied)``.
     """
-    vin = inp.streams.video[0]
+    vin = _main_video(av, inp)
     audio_in = list(inp.streams.audio)
     try:
         out = av.open(str(tmp), "w")
@@ -375,8 +376,9 @@ def _video_stream(av, out, vin, frame, encoder: EncoderSettings, dst: Path):
     if _needs_even_size(av, pix_fmt, frame.width, frame.height):
         raise VideoError(f"{pix_fmt} needs an even width and height, the video is {frame.width}x{frame.height}; "
                          "use --pix-fmt yuv444p (the default for odd sizes) to keep the size")
+    rate = _frame_rate(vin)
     try:
-        stream = out.add_stream(codec_name, rate=_frame_rate(vin))
+        stream = out.add_stream(codec_name, rate=rate)
     except ValueError as exc:
         raise VideoError(f"{dst}: {exc}") from None
     ctx = stream.codec_context
@@ -386,15 +388,14 @@ def _video_stream(av, out, vin, frame, encoder: EncoderSettings, dst: Path):
         ctx.sample_aspect_ratio = vin.codec_context.sample_aspect_ratio
     for tag in ("color_range", "colorspace", "color_primaries", "color_trc"):
         setattr(ctx, tag, getattr(frame, tag))
-    _set_quality(stream, codec_name, encoder, frame)
+    _set_quality(ctx, codec_name, encoder, frame.width * frame.height * float(rate))
     if frame.rotation:
         stream.set_display_rotation(frame.rotation)
     stream.metadata.update({k: v for k, v in vin.metadata.items() if k in ("language", "title")})
     return stream
 
 
-def _set_quality(stream, codec_name: str, encoder: EncoderSettings, frame) -> None:
-    ctx = stream.codec_context
+def _set_quality(ctx, codec_name: str, encoder: EncoderSettings, pixels_per_second: float) -> None:
     has_crf = "crf" in {o.name for o in ctx.supported_options.private}
     vpx = codec_name.startswith("libvpx")
     if encoder.bitrate is not None:
@@ -406,7 +407,7 @@ def _set_quality(stream, codec_name: str, encoder: EncoderSettings, frame) -> No
     elif encoder.crf is not None:
         raise VideoError(f"{codec_name} has no constant-quality (crf) mode; give a bitrate instead")
     else:
-        ctx.bit_rate = int(FALLBACK_BITS_PER_PIXEL * frame.width * frame.height * float(stream.average_rate or 30))
+        ctx.bit_rate = int(FALLBACK_BITS_PER_PIXEL * pixels_per_second)
 
 
 def _frame_rate(vin) -> Fraction:
