@@ -352,8 +352,8 @@ class TestBadInput:
         src.write_text("not a video")
         result = zerodce_cli("video", src, "-o", tmp_path / "out.mp4", "--checkpoint", checkpoint, "--device", "cpu")
         assert result.returncode == 1
-        assert result.stderr.decode().strip() == (f"zerodce video: error: {src}: not a readable video "
-                                                  "(Invalid data found when processing input)")
+        lines = result.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"zerodce video: error: {src}: not a readable video (")
         assert not (tmp_path / "out.mp4").exists()
 
     def test_output_is_input(self, tmp_path, enhancer):
