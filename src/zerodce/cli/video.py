@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
 from zerodce.cli._options import add_enhancer_options, enhancer_from_args
 from zerodce.cli.enhance import DEFAULT_SUFFIX
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     enhancer = enhancer_from_args(args)
     try:
         report = enhance_video(src, dst, enhancer, smoothing=args.temporal_smoothing, encoder=encoder, progress=True)
-    except VideoError as exc:
+    except (VideoError, MissingExtraError) as exc:  # the latter: PyAV not installed
         raise CommandError(str(exc)) from None
     audio = f", {report.audio_streams} audio stream{'s' * (report.audio_streams != 1)} copied"
     print(f"zerodce video: wrote {dst}: {report.frames} frames in {report.seconds:.1f} s "
