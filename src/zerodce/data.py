@@ -147,21 +147,23 @@ class ImageFolder(Dataset):
         paths = [Path(p) for p in paths]
         self._images: torch.Tensor | None = None
         if preload:
+            # Filled in place: one copy of the set in memory, not a list plus a stacked copy.
+            images = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
             with ThreadPoolExecutor(max(1, threads)) as pool:
-                loaded = list(pool.map(self._try_load, paths))
-            self.paths = [p for p, x in zip(paths, loaded) if x is not None]
-            images = [x for x in loaded if x is not None]
-            self._images = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
+                ok = list(pool.map(self._load_into, paths, images))
+            self.paths = [p for p, good in zip(paths, ok) if good]
+            self._images = images if all(ok) else images[torch.tensor(ok, dtype=torch.bool)]
         else:
             self.paths = [p for p in paths if self._can_open(p)]
         self.skipped.sort(key=lambda s: s.path)  # threads finish in any order
 
-    def _try_load(self, path: Path) -> torch.Tensor | None:
+    def _load_into(self, path: Path, slot: torch.Tensor) -> bool:
         try:
-            return load_image(path, self.size)
+            slot.copy_(load_image(path, self.size))
+            return True
         except ImageError as exc:
             self.skipped.append(Skipped(path, str(exc)))
-            return None
+            return False
 
     def _can_open(self, path: Path) -> bool:
         from PIL import Image
