@@ -31,11 +31,11 @@ from PIL import Image
 
 from zerodce._checks import check_image_tensor
 from zerodce._device import resolve_device
-from zerodce.curves import apply_curves
+from zerodce.curves import apply_curves, apply_curves_fused
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, DCENet, create_model
-from zerodce.models._dce_net import upsample_curves
+from zerodce.models._dce_net import apply_low_res_curves
 
 #: Receptive-field radius of DCE-Net (seven 3x3 convolutions) plus a margin.
 TILE_OVERLAP = 16
@@ -130,17 +130,17 @@ class Enhancer:
     def apply(self, x: torch.Tensor, maps: torch.Tensor, padded: tuple[int, int]) -> torch.Tensor:
         """Apply curve maps from :meth:`curves` (with strength) to ``x``, in bands of ``tile`` rows."""
         x = x.to(self.device, torch.float32)
-        maps = self._scaled(maps.to(self.device))
+        maps = self._scaled(maps.to(self.device, torch.float32))
         h, w = x.shape[-2:]
         band = self.tile or h
         out = torch.empty_like(x)
         for r0 in range(0, h, band):
             r1 = min(r0 + band, h)
+            # Fused: curves are upsampled block by block where they are applied, written straight into out.
             if self.model.scale_factor > 1:
-                curves = upsample_curves(maps, padded, r0, r1)[..., :w]
+                apply_low_res_curves(x[..., r0:r1, :], maps, padded, self.model.iterations, r0, out=out[..., r0:r1, :])
             else:
-                curves = maps[..., r0:r1, :]
-            out[..., r0:r1, :] = apply_curves(x[..., r0:r1, :], curves, self.model.iterations)
+                apply_curves_fused(x[..., r0:r1, :], maps[..., r0:r1, :], self.model.iterations, out=out[..., r0:r1, :])
         return out
 
     @torch.inference_mode()
