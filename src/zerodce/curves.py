@@ -26,7 +26,7 @@ def curve_step(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 
 #: Elements of one block of the fused path: a block of ``x``, its curves and a
-#: temporary (3 x 512 KiB in float32) stay in one core's L2 cache through all steps.
+#: temporary (3 x 1 MiB in float32) stay in cache (L2 + L3) through all 8 steps.
 FUSED_BLOCK_ELEMENTS = 1 << 18
 
 
@@ -35,7 +35,7 @@ def fused_block_rows(x: torch.Tensor) -> int:
 
     Example:
         >>> fused_block_rows(torch.empty(1, 3, 1080, 1920))
-        22
+        45
     """
     b, c, h, w = x.shape
     if x.device.type != "cpu":
