@@ -66,8 +66,8 @@ class TestObjective:
         out = TrainingObjective(model, loss_fn)(x)
         small, _ = model.estimate_low_res_curves(x)
         assert small.shape[-1] == 32 // scale
-        # Losses on the full-resolution output; smoothness on the maps the network outputs.
-        expected = loss_fn(model(x), x, small)
+        # Every term at full resolution: the output and the curves applied to it.
+        expected = loss_fn(model(x), x, model.estimate_curves(x))
         torch.testing.assert_close(out.total, expected.total)
         assert out.components.keys() == set(COMPONENTS)
 

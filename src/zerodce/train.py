@@ -75,8 +75,8 @@ class TrainConfig:
     image_size: int | None = None
     """Training images are resized to this square; None: the authors' size (256 zero_dce, 512 zero_dce_pp)."""
     train_scale_factor: int = 1
-    """Curves estimated on a 1/s downscale during training (1 as released); the
-    smoothness loss then applies to the maps the network outputs."""
+    """Curves estimated on a 1/s downscale during training (1 as released), then upsampled;
+    the losses still apply at full resolution."""
     val_split: float = 0.2
     """Fraction of the images held out for the validation loss (0: select by training loss)."""
     split_shuffle: bool = True
@@ -165,9 +165,10 @@ class TrainingObjective(nn.Module):
     """Network and zero-reference loss in one forward: images ``(B, 3, H, W)`` in [0, 1] -> :class:`LossOutput`.
 
     The curves are estimated as the model does at its ``scale_factor`` (the
-    network runs on a downscale, its maps are upsampled back), applied at full
-    resolution, and the losses computed on the full-resolution result. The
-    smoothness loss applies to the maps the network outputs.
+    network runs on a downscale, its maps are upsampled back) and every loss
+    term sees full resolution: the enhanced image, and for the smoothness term
+    the curve maps that were applied to it. So a ``scale_factor > 1`` changes
+    how the curves are parameterized, not the objective of the released code.
 
     Example:
         >>> model = create_model("zero_dce_pp", scale_factor=4)
@@ -189,7 +190,7 @@ class TrainingObjective(nn.Module):
         h, w = images.shape[-2:]
         curves = small if self.model.scale_factor == 1 else upsample_curves(small, padded, 0, h)[..., :w]
         enhanced = apply_curves(images, curves, self.model.iterations)  # (B, 3, H, W)
-        return self.loss_fn(enhanced, images, small)
+        return self.loss_fn(enhanced, images, curves)
 
 
 def train_step(
