@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+from zerodce._extras import MissingExtraError
+from zerodce.cli import CommandError
 from zerodce.enhance import DEFAULT_TILE, Enhancer
+from zerodce.export import onnxruntime_model
 from zerodce.models import DEFAULT_MODEL, list_models
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--checkpoint``, ``--device``."""
+def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    """``--model``, ``--checkpoint``, and ``--device`` unless ``device`` is false."""
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
                         help="model architecture (default: %(default)s, with the shipped weights)")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="weights file instead of the shipped weights: ours (.safetensors or a training checkpoint) or the authors' .pth")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    if device:
+        parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
 
 
 def _non_negative_float(text: str) -> float:
@@ -38,8 +42,14 @@ def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
     return integer
 
 
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: outputs that exist are skipped unless it is given, so re-runs are cheap."""
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+
+
 def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
-    """The model options plus ``--strength`` and ``--tile``: everything :func:`enhancer_from_args` reads."""
+    """The model options plus ``--strength``, ``--tile``, ``--scale-factor`` and ``--backend``:
+    everything :func:`enhancer_from_args` reads."""
     add_model_options(parser)
     parser.add_argument("--strength", type=_non_negative_float, default=1.0, metavar="S",
                         help="scale of the curve maps: 0 leaves images unchanged, 1 is the model as trained, "
@@ -47,8 +57,21 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int_range(0), default=DEFAULT_TILE, metavar="PX",
                         help="tile side / band height in pixels, bounds memory on large images; "
                              "0 processes whole images at once (default: %(default)s)")
+    parser.add_argument("--scale-factor", type=int_range(1), metavar="K",
+                        help="estimate the curves on a 1/K downscale: much faster, slightly different output "
+                             "(default: the model's, 12 for zero_dce_pp, 1 for zero_dce)")
+    parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                        help="run the curve network in PyTorch or onnxruntime (faster for zero_dce on CPU); "
+                             "a .onnx --checkpoint implies onnxruntime (default: %(default)s)")
 
 
 def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
     """The :class:`~zerodce.enhance.Enhancer` described by :func:`add_enhancer_options`."""
-    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength, tile=args.tile)
+    if args.backend == "onnxruntime" or str(args.checkpoint or "").endswith(".onnx"):
+        try:
+            model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)
+        except MissingExtraError as exc:
+            raise CommandError(str(exc)) from None
+        return Enhancer(model, device=args.device, strength=args.strength, tile=args.tile)
+    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength, tile=args.tile,
+                    scale_factor=args.scale_factor)

@@ -89,7 +89,7 @@ class DCENet(nn.Module):
         if s == 1:
             return self.curve_net(x), tuple(x.shape[-2:])
         h, w = x.shape[-2:]
-        return self.curve_net(downscale(x, s)), (h + -h % s, w + -w % s)
+        return self.curve_net(downscale(x, s)), ((h + s - 1) // s * s, (w + s - 1) // s * s)
 
     def estimate_curves(self, x: torch.Tensor) -> torch.Tensor:
         """Curve maps ``alpha`` at full resolution, ``(B, out_channels, H, W)`` in [-1, 1]."""
@@ -130,7 +130,7 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
     """
     for dim in (2, 3):
         n = x.shape[dim]
-        src = (torch.arange(-(-n // factor), device=x.device, dtype=torch.float64) + 0.5) * factor - 0.5
+        src = (torch.arange((n + factor - 1) // factor, device=x.device, dtype=torch.float64) + 0.5) * factor - 0.5
         i0 = src.floor()
         frac = (src - i0).to(x.dtype).view([-1 if d == dim else 1 for d in range(4)])
         i0 = i0.long()
