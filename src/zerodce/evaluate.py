@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from zerodce.baselines import BASELINES, Baseline
 from zerodce.enhance import Enhancer
-from zerodce.io import FORMATS, ImageError, _write_atomic, read_image, write_image
+from zerodce.io import FORMATS, ImageError, write_atomic, read_image, write_image
 from zerodce.metrics import psnr, ssim
 
 #: Sub-folders of a dataset root, ``(low, ground truth)``, tried in order (case-insensitive):
@@ -318,7 +318,7 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` atomically (never a half-written report), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, text.encode())
+    write_atomic(path, text.encode())
 
 
 def write_json(path: str | Path, results: Sequence[MethodResult]) -> None:

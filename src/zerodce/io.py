@@ -323,7 +323,7 @@ def write_image(
         target.write(data)
         return
     try:
-        _write_atomic(Path(target), data)
+        write_atomic(Path(target), data)
     except OSError as exc:
         raise ImageError(f"cannot write {name}: {exc.strerror or exc}") from None
 
@@ -389,7 +389,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file in ``path``'s folder, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:

@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from zerodce.cli._options import add_enhancer_options, enhancer_from_args, int_range
+from zerodce.cli import UsageError
+from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args, int_range
 from zerodce.enhance import enhance_files
 from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
 
@@ -58,16 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suffix", metavar="TEXT",
                         help=f"added to output file names (default: {DEFAULT_SUFFIX!r} beside the inputs, "
                              "nothing under -o)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_overwrite_option(parser)
     parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse larger images as decompression bombs; 0 for no limit (default: %(default)s)")
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
     parser.set_defaults(func=run)
-
-
-class UsageError(Exception):
-    """Arguments that cannot work together: exit code 2."""
 
 
 @dataclass
@@ -174,13 +171,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``zerodce enhance``; returns the exit code."""
     # Our --max-pixels is the limit; Pillow's own would refuse (or warn about) images it allows.
     Image.MAX_IMAGE_PIXELS = None
-    try:
-        if "-" in args.inputs or args.output == "-":
-            return _run_stdio(args)
-        work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
-    except UsageError as exc:
-        print(f"zerodce enhance: error: {exc}", file=sys.stderr)
-        return 2
+    if "-" in args.inputs or args.output == "-":
+        return _run_stdio(args)
+    work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
     failures = list(work.failed)
     done, megapixels, start = 0, 0.0, time.perf_counter()
     if work.jobs:

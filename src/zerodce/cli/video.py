@@ -15,7 +15,7 @@ from pathlib import Path
 
 from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
-from zerodce.cli._options import add_enhancer_options, enhancer_from_args
+from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args
 from zerodce.cli.enhance import DEFAULT_SUFFIX
 from zerodce.video import DEFAULT_SMOOTHING, EncoderSettings, VideoError, enhance_video
 
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--crf", type=_crf, metavar="Q",
                          help="constant quality, lower is better (default: 18 for libx264, 20 libx265, 24 vp9)")
     quality.add_argument("--bitrate", type=_bitrate, metavar="B", help="target bitrate instead, e.g. 4M or 800k")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (default: skip it)")
+    add_overwrite_option(parser)
     parser.set_defaults(func=run)
 
 
