@@ -137,3 +137,31 @@ class TestImageFolder:
     def test_too_small(self, folder):
         with pytest.raises(ValueError, match="at least 16"):
             ImageFolder(find_images([folder]), 8)
+
+
+class TestCrops:
+    @pytest.fixture
+    def data(self, tmp_path):
+        rng = np.random.default_rng(0)
+        for k in range(3):
+            _save(tmp_path / f"{k}.png", rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+        return find_images([tmp_path])
+
+    def test_crop_is_a_window_of_the_image(self, data):
+        whole, cropped = ImageFolder(data, 32), ImageFolder(data, 32, crop=16)
+        image, window = whole[1][0], cropped[1][0]
+        assert window.shape == (3, 16, 16)
+        found = [(t, l) for t in range(17) for l in range(17) if torch.equal(image[:, t:t + 16, l:l + 16], window)]
+        assert len(found) == 1
+
+    def test_positions_depend_on_seed_and_epoch_only(self, data):
+        a, b = ImageFolder(data, 32, crop=16, seed=3), ImageFolder(data, 32, crop=16, seed=3, preload=False)
+        assert torch.equal(a[0][0], b[0][0])
+        first = a[0][0]
+        a.set_epoch(1)
+        assert not torch.equal(a[0][0], first)
+        assert not torch.equal(ImageFolder(data, 32, crop=16, seed=4)[0][0], first)
+
+    def test_crop_larger_than_image(self, data):
+        with pytest.raises(ValueError, match="must not be larger"):
+            ImageFolder(data, 32, crop=48)

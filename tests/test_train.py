@@ -272,7 +272,7 @@ class TestCli:
 
 def test_ddp_two_processes_equal_one(images, tmp_path):
     """torchrun --nproc_per_node 2 (gloo, CPU) trains the same as one process on the same global batch."""
-    common = [str(images), "--image-size", "32", "--batch-size", "4", "--epochs", "2", "--lr", "1e-3",
+    common = [str(images), "--image-size", "40", "--crop-size", "32", "--batch-size", "4", "--epochs", "2", "--lr", "1e-3",
               "--val-split", "0.25", "--quiet", "--workers", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):

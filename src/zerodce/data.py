@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -109,10 +110,15 @@ class Skipped:
 
 
 class ImageFolder(Dataset):
-    """Images as float ``(3, size, size)`` tensors in [0, 1], with their index.
+    """Images as float ``(3, size, size)`` (or ``(3, crop, crop)``) tensors in [0, 1], with their index.
 
     ``dataset[i]`` is ``(image, i)``; :attr:`paths` names the files, so a
     training loop can report which files were in a bad batch.
+
+    With ``crop``, each item is a ``crop x crop`` window of the resized image at
+    a position drawn from ``(seed, epoch, index)``: random across epochs (call
+    :meth:`set_epoch`), yet the same in every process and DataLoader worker.
+    Training on crops keeps the pixel scale of ``size`` at the cost of ``crop``.
 
     Args:
         paths: image files (see :func:`find_images`).
@@ -121,6 +127,8 @@ class ImageFolder(Dataset):
             each). ``False`` decodes on each access (in DataLoader workers), for
             sets that do not fit in memory.
         threads: decoding threads for the preload (Pillow releases the GIL).
+        crop: side of the square window taken from each image; ``None`` for the whole image.
+        seed: seeds the crop positions.
 
     Attributes:
         paths: the readable files, in the given order.
@@ -139,10 +147,13 @@ class ImageFolder(Dataset):
         (1, torch.Size([3, 16, 16]), 'broken.jpg')
     """
 
-    def __init__(self, paths: Sequence[str | Path], size: int, preload: bool = True, threads: int = 2) -> None:
-        if size < 16:
-            raise ValueError(f"the training image size must be at least 16 pixels (the exposure patch), got {size}")
-        self.size = size
+    def __init__(self, paths: Sequence[str | Path], size: int, preload: bool = True, threads: int = 2,
+                 crop: int | None = None, seed: int = 0) -> None:
+        if min(size, crop or size) < 16:
+            raise ValueError(f"training images must be at least 16 pixels (the exposure patch), got {crop or size}")
+        if crop is not None and crop > size:
+            raise ValueError(f"the crop ({crop}) must not be larger than the image size ({size})")
+        self.size, self.crop, self.seed, self.epoch = size, crop, seed, 0
         self.skipped: list[Skipped] = []
         paths = [Path(p) for p in paths]
         self._images: torch.Tensor | None = None
@@ -176,6 +187,10 @@ class ImageFolder(Dataset):
             self.skipped.append(Skipped(path, f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"))
             return False
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new crop positions (the same for a given seed and epoch)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -184,4 +199,7 @@ class ImageFolder(Dataset):
             image = self._images[index]
         else:
             image = load_image(self.paths[index], self.size)
+        if self.crop is not None:
+            top, left = np.random.default_rng([self.seed, self.epoch, index]).integers(0, self.size - self.crop + 1, 2)
+            image = image[:, top : top + self.crop, left : left + self.crop]
         return image.float().div_(255), index

@@ -74,6 +74,9 @@ class TrainConfig:
 
     image_size: int | None = None
     """Training images are resized to this square; None: the authors' size (256 zero_dce, 512 zero_dce_pp)."""
+    crop_size: int | None = None
+    """Train on random crops of this side from the resized images (validation: fixed crops);
+    None: whole images."""
     train_scale_factor: int = 1
     """Curves estimated on a 1/s downscale during training (1 as released), then upsampled;
     the losses still apply at full resolution."""
@@ -189,6 +192,9 @@ class TrainingObjective(nn.Module):
         small = small.float()
         h, w = images.shape[-2:]
         curves = small if self.model.scale_factor == 1 else upsample_curves(small, padded, 0, h)[..., :w]
+        # Elementwise ops on tensors of different memory layouts take a slow path (about 2x).
+        layout = torch.channels_last if images.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        curves = curves.contiguous(memory_format=layout)
         enhanced = apply_curves(images, curves, self.model.iterations)  # (B, 3, H, W)
         return self.loss_fn(enhanced, images, curves)
 
@@ -315,8 +321,8 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
 
     # Data: split the sorted file list, load (usually into memory), shard over processes.
     train_paths, val_paths = split(find_images(config.data), config.val_split, config.seed, config.split_shuffle)
-    train_set = ImageFolder(train_paths, image_size, config.preload, threads=config.workers)
-    val_set = ImageFolder(val_paths, image_size, config.preload, threads=config.workers)
+    train_set = ImageFolder(train_paths, image_size, config.preload, config.workers, config.crop_size, config.seed)
+    val_set = ImageFolder(val_paths, image_size, config.preload, config.workers, config.crop_size, config.seed)
     for skipped in train_set.skipped + val_set.skipped:
         log(f"skipped: {skipped.reason}")
     per_rank = config.batch_size // world
@@ -326,13 +332,14 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
     # index, so one step's global batch is the same as in a 1-process run.
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=config.seed, drop_last=True)
     workers = 0 if config.preload else config.workers  # from memory, another process only adds copies
-    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers,
-                              persistent_workers=workers > 0)
+    # Workers are made anew each epoch, so they see the dataset's epoch (crop positions).
+    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers)
     # Validation: an unpadded shard per process; sums are reduced, so the mean is over the whole set.
     val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), per_rank, num_workers=workers)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * config.epochs
-    log(f"{len(train_set)} training and {len(val_set)} validation images at {image_size}x{image_size}, "
+    crop = f", crops of {config.crop_size}x{config.crop_size}" if config.crop_size else ""
+    log(f"{len(train_set)} training and {len(val_set)} validation images at {image_size}x{image_size}{crop}, "
         f"{steps_per_epoch} steps/epoch, {world} process(es) on {device}")
 
     # Model, loss, optimizer. Same seed everywhere, so every process starts identical.
@@ -365,6 +372,7 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
     with stop:
         for epoch in range(start_epoch, config.epochs):
             sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
             objective.train()
             sums, seen, started = _LossSums(), 0, time.perf_counter()
             lr = learning_rate(config, step, total_steps)

@@ -31,6 +31,7 @@ _OPTIONS = (
     ("--epochs", "epochs", int, "training epochs"),
     ("--batch-size", "batch_size", int, "global batch size (split over torchrun processes)"),
     ("--image-size", "image_size", int, "training images are resized to this square (default: 256 zero_dce, 512 zero_dce_pp)"),
+    ("--crop-size", "crop_size", int, "train on random crops of this side from the resized images"),
     ("--train-scale-factor", "train_scale_factor", int, "estimate curves on a 1/N downscale while training"),
     ("--lr", "lr", float, "Adam learning rate"),
     ("--lr-schedule", "lr_schedule", str, "constant or cosine"),
