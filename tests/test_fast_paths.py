@@ -65,6 +65,15 @@ class TestApplyCurvesFused:
         alpha = (torch.rand(1, 3, 30, 45) * 2 - 1)[..., 5:20, 3:25]
         assert max_diff(apply_curves_fused(x, alpha), apply_curves_reference(x, alpha)) <= TOL
 
+    @pytest.mark.parametrize("channels", [3, 24])
+    def test_channels_last_image(self, small_blocks, channels):
+        # Decoded files arrive channels-last; the result keeps that layout and the values.
+        x = torch.rand(1, 3, 21, 30).contiguous(memory_format=torch.channels_last)
+        alpha = torch.rand(1, channels, 21, 30) * 2 - 1
+        y = apply_curves_fused(x, alpha)
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert max_diff(y, apply_curves_reference(x, alpha)) <= TOL
+
     def test_writes_only_into_out(self, small_blocks):
         x, alpha = torch.rand(1, 3, 20, 12), torch.rand(1, 3, 20, 12) * 2 - 1
         canvas = torch.full((1, 3, 50, 12), -7.0)

@@ -110,18 +110,23 @@ def apply_curves_fused(
         raise ValueError(f"curves must have the dtype of x ({x.dtype}), got {curves.dtype}")
     b, c, h, w = x.shape
     b = torch.broadcast_shapes((b,), curves.shape[:1])[0]
+    # Work in x's memory layout (images decoded from files are channels-last): operands of
+    # different layouts would make every operation a slow strided loop.
+    channels_last = _is_channels_last(x)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     if out is None:
-        out = x.new_empty(b, c, h, w)
-    steps = _steps(curves, iterations)
+        out = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device, memory_format=layout)
+    steps = iterations if curves.shape[1] == 3 else curves.shape[1] // 3
     rows = fused_block_rows(out)
-    tmp = out.new_empty(b, c, min(rows, h), w)
+    tmp = torch.empty((b, c, min(rows, h), w), dtype=x.dtype, device=x.device, memory_format=layout)
     with torch.no_grad():
         for r0 in range(0, h, rows):
             r1 = min(r0 + rows, h)
             y, t = out[..., r0:r1, :], tmp[..., : r1 - r0, :]
+            maps = [_laid_out(a, channels_last) for a in torch.split(curves[..., r0:r1, :], 3, dim=1)]
             src = x[..., r0:r1, :]  # the first step reads x, so out is written only once
-            for alpha in steps:
-                a = alpha[..., r0:r1, :]
+            for i in range(steps):
+                a = maps[i % len(maps)]  # one shared map, or the i-th group
                 torch.addcmul(src, src, src, value=-1, out=t)  # x - x * x
                 torch.addcmul(src, a, t, out=y)
                 src = y
@@ -129,6 +134,17 @@ def apply_curves_fused(
                 y.copy_(src)
             y.clamp_(0.0, 1.0)
     return out
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.shape[1] > 1 and x.stride(1) == 1
+
+
+def _laid_out(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``x`` with channels innermost in memory or not, as asked; copied only if needed."""
+    if _is_channels_last(x) == channels_last:
+        return x
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> torch.Tensor:

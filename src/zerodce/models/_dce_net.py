@@ -158,7 +158,7 @@ def _upsample_rows(small: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, frac
     # then one lerp between two of them per output row.
     src = F.interpolate(small[..., lo:hi, :].reshape(b, c * n, w), size=width, mode="linear", align_corners=True)
     src = src.view(b, c, n, width)
-    return torch.lerp(src[..., i0 - lo, :], src[..., i1 - lo, :], frac)
+    return torch.lerp(src.index_select(2, i0 - lo), src.index_select(2, i1 - lo), frac)
 
 
 def upsample_curves(small: torch.Tensor, size: tuple[int, int], row_start: int, row_stop: int) -> torch.Tensor:
@@ -214,7 +214,7 @@ def apply_low_res_curves(
     if torch.is_grad_enabled() and (x.requires_grad or small.requires_grad) or x.dtype != small.dtype:
         return apply_curves(x, upsample_curves(small, size, row_start, row_start + h)[..., :w], iterations)
     if out is None:
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        out = torch.empty_like(x)  # in x's memory layout, as apply_curves_fused works
     i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_start + h, small.device, small.dtype)
     rows = fused_block_rows(out)
     for r0 in range(0, h, rows):
