@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import zerodce.curves
+import zerodce.models._dce_net
 from zerodce import create_model
-from zerodce.curves import apply_curves, apply_curves_fused, apply_curves_reference
+from zerodce.curves import apply_curves, apply_curves_fused, apply_curves_reference, is_channels_last
 from zerodce.enhance import Enhancer
 from zerodce.models._dce_net import apply_low_res_curves, downscale, upsample_curves
 
@@ -137,12 +138,19 @@ class TestLowResCurves:
 
 @pytest.mark.parametrize("name,scale_factor", [("zero_dce_pp", 12), ("zero_dce_pp", 1), ("zero_dce", 1), ("zero_dce", 4)])
 class TestModels:
-    def test_channels_last_network_equals_nchw(self, device, name, scale_factor):
+    @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+    def test_network_equals_nchw(self, device, monkeypatch, name, scale_factor, layout):
         torch.manual_seed(0)
         model = create_model(name, scale_factor=scale_factor).to(device)
-        x = torch.rand(2, 3, 19, 26, device=device)
+        x = torch.rand(2, 3, 45, 26, device=device).contiguous(memory_format=layout)
         with torch.no_grad():
-            assert max_diff(model.curve_net(x), plain_curve_net(model, x)) <= TOL
+            plain = plain_curve_net(model, x)
+            assert max_diff(model.curve_net(x), plain) <= TOL
+            # In bands of 4 rows (plus the receptive radius) instead of one piece: the same maps.
+            monkeypatch.setattr(zerodce.models._dce_net, "NET_BAND_PIXELS", 2 * 4 * 26)
+            banded = model.curve_net(x)
+            assert max_diff(banded, plain) <= TOL
+            assert is_channels_last(banded) == (layout == torch.channels_last)
 
     def test_forward_and_enhancer_equal_plain(self, device, small_blocks, name, scale_factor):
         torch.manual_seed(0)

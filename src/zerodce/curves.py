@@ -112,7 +112,7 @@ def apply_curves_fused(
     b = torch.broadcast_shapes((b,), curves.shape[:1])[0]
     # Work in x's memory layout (images decoded from files are channels-last): operands of
     # different layouts would make every operation a slow strided loop.
-    channels_last = _is_channels_last(x)
+    channels_last = is_channels_last(x)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     if out is None:
         out = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device, memory_format=layout)
@@ -136,13 +136,19 @@ def apply_curves_fused(
     return out
 
 
-def _is_channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` ``(B, C, H, W)`` has its channels innermost in memory (NHWC), as decoded images do.
+
+    Example:
+        >>> is_channels_last(torch.rand(1, 3, 4, 5).contiguous(memory_format=torch.channels_last))
+        True
+    """
     return x.shape[1] > 1 and x.stride(1) == 1
 
 
 def _laid_out(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``x`` with channels innermost in memory or not, as asked; copied only if needed."""
-    if _is_channels_last(x) == channels_last:
+    if is_channels_last(x) == channels_last:
         return x
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
