@@ -404,7 +404,7 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
 
     def ratio(description: str, row: Row | None, need: float) -> None:
         if row is not None and row.ratio is not None and not math.isnan(row.ratio):
-            out.append((description, f"{row.ratio:.1f}x", row.ratio >= need))
+            out.append((description, _ratio(row.ratio), row.ratio >= need))
 
     ratio("zero_dce_pp 1920x1080 >= 10x naive", _find(rows, "inference", "zero_dce_pp", "1920x1080", "ours (torch)"), 10)
     ratio("zero_dce full resolution 1920x1080 >= 1.5x naive (torch)",
@@ -434,15 +434,21 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def _ratio(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.2f}x" if value < 1 else f"{value:.1f}x"
+
+
 def table(rows: list[Row], markdown: bool = False) -> str:
     headers = ["section", "model", "size", "path", "ms/image", "MP/s", "peak MB", "vs naive", "runs", "note"]
     body = [[r.section, r.model, r.size, r.path, _fmt(r.ms, ".1f"), _fmt(r.mp_per_s if r.megapixels else None, ".2f"),
-             _fmt(r.peak_mb, ".0f"), _fmt(r.ratio, ".1f") + ("x" if r.ratio is not None and not math.isnan(r.ratio) else ""),
+             _fmt(r.peak_mb, ".0f"), _ratio(r.ratio),
              str(r.runs), r.note] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
-    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(row[i]) for row in body]) for i, h in enumerate(headers)]
     fmt = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(row) for row in body])
 
@@ -506,7 +512,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{section}]", flush=True)
         for row in runners[section](args):
             rows.append(row)
-            versus = "" if row.ratio is None else f", {_fmt(row.ratio, '.1f')}x naive"
+            versus = "" if row.ratio is None else f", {_ratio(row.ratio)} naive"
             print(f"  {row.model} {row.size} {row.path}: {_fmt(row.ms, '.1f')} ms{versus} {row.note}", flush=True)
     if hasattr(os, "getloadavg"):
         info["load average at end (1, 5, 15 min)"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -10,6 +10,12 @@ monotonic, and brightens for ``alpha > 0``. Zero-DCE applies it 8 times.
 Curves in this package are the paper's ``alpha``. The authors' released code
 writes the step as ``x + r * (x**2 - x)``, i.e. ``r = -alpha``; the conversion
 happens once, when an official checkpoint is loaded (see ``zerodce.weights``).
+
+Two implementations compute the same values (within float rounding):
+:func:`apply_curves_reference`, the plain loop of full-size tensor operations
+(differentiable), and :func:`apply_curves_fused`, one pass over memory in
+cache-sized blocks for inference (see ``docs/speed.md``). :func:`apply_curves`
+takes the fused one unless gradients are needed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ written, atomically.
 (``scale_factor``, ``iterations``, ``out_channels``, ``estimate_low_res_curves``,
 ``estimate_curves``, ``to``, ``eval``), so ``Enhancer(model=OnnxRuntimeModel(...))``
 works unchanged. On this project's 2-core CPU it runs Zero-DCE's full-resolution
-network about 1.8x faster than PyTorch (see ``docs/speed.md``).
+network 1.4-1.8x faster than PyTorch (see ``docs/speed.md``).
 
 Needs the ``onnx`` extra (``pip install "zerodce[onnx]"``).
 """
@@ -95,7 +95,8 @@ def onnx_bytes(model: DCENet, graph: Graph = "curves", opset: int = DEFAULT_OPSE
         raise ValueError(f"graph must be one of {', '.join(GRAPHS)}, got {graph!r}")
     onnx = import_extra("onnx", "onnx")
     wrapper = (CurveGraph if graph == "curves" else EnhanceGraph)(model).eval()
-    sample = torch.rand(1, 3, 2 * model.scale_factor + 5, 3 * model.scale_factor + 7)
+    device = next(model.parameters()).device
+    sample = torch.rand(1, 3, 2 * model.scale_factor + 5, 3 * model.scale_factor + 7, device=device)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The tracer warns about shape arithmetic; the checks after export prove the graph is dynamic.
@@ -127,7 +128,7 @@ def check_onnx(source: str | Path | bytes, model: DCENet, sizes=CHECK_SIZES, see
     for b, h, w in sizes:
         x = torch.rand(b, 3, h, w, generator=generator)
         with torch.inference_mode():
-            expected = wrapper(x)
+            expected = wrapper(x.to(next(model.parameters()).device)).cpu()
         got = torch.from_numpy(ort_model.run(x))
         if got.shape != expected.shape:
             raise ExportError(f"onnxruntime gives shape {tuple(got.shape)}, PyTorch {tuple(expected.shape)} for input {tuple(x.shape)}")

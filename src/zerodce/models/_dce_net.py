@@ -13,9 +13,10 @@ the input's size.
 
 Speed (inference, see ``docs/speed.md``): the network runs in channels-last
 memory format (oneDNN's fast layout for these convolutions on CPU, also good for
-cuDNN), and :func:`apply_low_res_curves` upsamples the low-resolution curves
-block by block right where they are applied, so the full-resolution curve map is
-never written to memory.
+cuDNN) and, on large inputs, in cache-sized bands of rows; :func:`downscale`
+reads only the pixels the downscaled input needs; :func:`apply_low_res_curves`
+upsamples the low-resolution curves block by block right where they are
+applied, so the full-resolution curve map is never written to memory.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ class DCENet(nn.Module):
         """Curve maps at the network's resolution, and the padded full size they map onto.
 
         For ``scale_factor`` 1 the maps are already full size. Otherwise the input
-        is padded to a multiple of the factor and downscaled as released (bilinear,
-        ``align_corners=False``, with the scale factor itself).
+        is downscaled as released: padded to a multiple of the factor by edge
+        replication, bilinear, ``align_corners=False``, with the scale factor
+        itself (computed by :func:`downscale` without the padded copy).
         """
         check_image_tensor(x, "x")
         s = self.scale_factor
