@@ -304,7 +304,8 @@ def train(config: TrainConfig) -> TrainResult:
         raise TrainingError(f"--batch-size {config.batch_size} must be a multiple of the {world} processes")
     is_writer = rank == 0
     try:
-        if is_writer and saved is None and (out / "last.pt").exists():
+        # Every process checks (same files), so none is left waiting for a process that stopped.
+        if saved is None and (out / "last.pt").exists():
             raise TrainingError(f"{out} already holds a run; continue it with --resume {out / 'last.pt'} or choose another --out")
         if is_writer:
             out.mkdir(parents=True, exist_ok=True)
