@@ -15,11 +15,11 @@ from zerodce.models import DEFAULT_MODEL, list_models
 def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
     """``--model``, ``--checkpoint``, and ``--device`` unless ``device`` is false."""
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
-                        help="model architecture (default: %(default)s, with the shipped weights)")
+                        help=f"model architecture (default: {DEFAULT_MODEL})")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="weights file instead of the shipped weights: ours (.safetensors or a training checkpoint) or the authors' .pth")
     if device:
-        parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+        parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
 def _non_negative_float(text: str) -> float:
