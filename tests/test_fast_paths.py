@@ -5,15 +5,19 @@ released padding + ``F.interpolate`` down- and upscaling, and the curve steps as
 separate full-size operations (:func:`apply_curves_reference`).
 """
 
+import os
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import zerodce.curves
 import zerodce.models._dce_net
-from zerodce import create_model
+from zerodce import _native, create_model
 from zerodce.curves import apply_curves, apply_curves_fused, apply_curves_reference, is_channels_last
 from zerodce.enhance import Enhancer
+from zerodce.io import pixels_to_tensor, tensor_to_pixels
 from zerodce.models._dce_net import apply_low_res_curves, downscale, upsample_curves
 
 TOL = 1e-4
@@ -24,10 +28,24 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of a few rows, so small test images cross several blocks and end in a partial one."""
-    monkeypatch.setattr(zerodce.curves, "FUSED_BLOCK_ELEMENTS", 3 * 17 * 4)
+def require_native() -> None:
+    """Skip without the compiled kernels; under CI=true, fail (its machines have a C compiler)."""
+    if not _native.available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("the compiled curve kernels could not be built (is a C compiler installed?)")
+        pytest.skip("no C compiler: compiled curve kernels unavailable")
+
+
+@pytest.fixture(params=["native", "blocks"])
+def kernel(request, monkeypatch) -> str:
+    """Each CPU curve kernel in turn: the compiled one, and PyTorch on blocks of a few
+    rows (so small test images cross several blocks and end in a partial one)."""
+    if request.param == "native":
+        require_native()
+    else:
+        monkeypatch.setattr(_native, "library", lambda: None)
+        monkeypatch.setattr(zerodce.curves, "FUSED_BLOCK_ELEMENTS", 3 * 17 * 4)
+    return request.param
 
 
 def plain_curve_net(model, x):
@@ -55,19 +73,19 @@ def plain_forward(model, x):
 class TestApplyCurvesFused:
     @pytest.mark.parametrize("channels", [3, 24])
     @pytest.mark.parametrize("shape", [(1, 1, 1), (2, 13, 29), (1, 40, 17)])
-    def test_equals_reference(self, device, dtype, small_blocks, channels, shape):
+    def test_equals_reference(self, device, dtype, kernel, channels, shape):
         b, h, w = shape
         x = torch.rand(b, 3, h, w, device=device, dtype=dtype)
         alpha = torch.rand(b, channels, h, w, device=device, dtype=dtype) * 2 - 1
         assert max_diff(apply_curves_fused(x, alpha), apply_curves_reference(x, alpha)) <= TOL
 
-    def test_strided_inputs_and_broadcast_batch(self, small_blocks):
+    def test_strided_inputs_and_broadcast_batch(self, kernel):
         x = torch.rand(2, 3, 30, 45)[..., ::2, 1::2].contiguous(memory_format=torch.channels_last)
         alpha = (torch.rand(1, 3, 30, 45) * 2 - 1)[..., 5:20, 3:25]
         assert max_diff(apply_curves_fused(x, alpha), apply_curves_reference(x, alpha)) <= TOL
 
     @pytest.mark.parametrize("channels", [3, 24])
-    def test_channels_last_image(self, small_blocks, channels):
+    def test_channels_last_image(self, kernel, channels):
         # Decoded files arrive channels-last; the result keeps that layout and the values.
         x = torch.rand(1, 3, 21, 30).contiguous(memory_format=torch.channels_last)
         alpha = torch.rand(1, channels, 21, 30) * 2 - 1
@@ -75,7 +93,7 @@ class TestApplyCurvesFused:
         assert y.is_contiguous(memory_format=torch.channels_last)
         assert max_diff(y, apply_curves_reference(x, alpha)) <= TOL
 
-    def test_writes_only_into_out(self, small_blocks):
+    def test_writes_only_into_out(self, kernel):
         x, alpha = torch.rand(1, 3, 20, 12), torch.rand(1, 3, 20, 12) * 2 - 1
         canvas = torch.full((1, 3, 50, 12), -7.0)
         result = apply_curves_fused(x, alpha, out=canvas[..., 10:30, :])
@@ -83,7 +101,7 @@ class TestApplyCurvesFused:
         assert max_diff(canvas[..., 10:30, :], apply_curves_reference(x, alpha)) <= TOL
         assert canvas[..., :10, :].eq(-7).all() and canvas[..., 30:, :].eq(-7).all()
 
-    def test_in_place(self, small_blocks):
+    def test_in_place(self, kernel):
         x, alpha = torch.rand(1, 3, 20, 12), torch.rand(1, 24, 20, 12) * 2 - 1
         expected = apply_curves_reference(x, alpha)
         apply_curves_fused(x, alpha, out=x)
@@ -115,13 +133,13 @@ class TestLowResCurves:
         assert max_diff(downscale(x, factor), plain) <= TOL
 
     @pytest.mark.parametrize("channels", [3, 24])
-    def test_fused_upsampling_equals_plain(self, device, small_blocks, channels):
+    def test_fused_upsampling_equals_plain(self, device, kernel, channels):
         x = torch.rand(2, 3, 37, 50, device=device)
         small = torch.rand(2, channels, 4, 5, device=device) * 2 - 1
         full = F.interpolate(small, size=(48, 60), mode="bilinear", align_corners=True)[..., :37, :50]
         assert max_diff(apply_low_res_curves(x, small, (48, 60)), apply_curves_reference(x, full)) <= TOL
 
-    def test_band_of_rows(self, small_blocks):
+    def test_band_of_rows(self, kernel):
         x = torch.rand(1, 3, 37, 50)
         small = torch.rand(1, 3, 4, 5) * 2 - 1
         full = F.interpolate(small, size=(48, 60), mode="bilinear", align_corners=True)[..., :37, :50]
@@ -138,8 +156,15 @@ class TestLowResCurves:
 
 @pytest.mark.parametrize("name,scale_factor", [("zero_dce_pp", 12), ("zero_dce_pp", 1), ("zero_dce", 1), ("zero_dce", 4)])
 class TestModels:
+    @pytest.mark.parametrize("activations", ["fused", "separate"])
     @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-    def test_network_equals_nchw(self, device, monkeypatch, name, scale_factor, layout):
+    def test_network_equals_nchw(self, device, monkeypatch, name, scale_factor, layout, activations):
+        if activations == "fused":
+            if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+                pytest.skip("oneDNN fusion is CPU only")
+            monkeypatch.setattr(zerodce.models._dce_net, "_fuses_activations", lambda x: True)
+        else:
+            monkeypatch.setattr(zerodce.models._dce_net, "_fuses_activations", lambda x: False)
         torch.manual_seed(0)
         model = create_model(name, scale_factor=scale_factor).to(device)
         x = torch.rand(2, 3, 45, 26, device=device).contiguous(memory_format=layout)
@@ -152,7 +177,7 @@ class TestModels:
             assert max_diff(banded, plain) <= TOL
             assert is_channels_last(banded) == (layout == torch.channels_last)
 
-    def test_forward_and_enhancer_equal_plain(self, device, small_blocks, name, scale_factor):
+    def test_forward_and_enhancer_equal_plain(self, device, kernel, name, scale_factor):
         torch.manual_seed(0)
         model = create_model(name, scale_factor=scale_factor).to(device)
         x = torch.rand(1, 3, 61, 83, device=device)
@@ -162,3 +187,75 @@ class TestModels:
         enhancer = Enhancer(model, device=device, tile=32)
         assert max_diff(enhancer.enhance_tensor(x), plain) <= TOL
         assert max_diff(enhancer.apply(x, *enhancer.curves(x)), plain) <= TOL
+
+
+class TestCompiledKernels:
+    """What only the compiled kernels do: 8-bit in and out, threads, any strides."""
+
+    @pytest.fixture(autouse=True)
+    def native(self):
+        require_native()
+
+    @pytest.mark.parametrize("threads", [1, 3])
+    def test_rows_split_over_threads_give_the_same_result(self, monkeypatch, threads):
+        monkeypatch.setattr(_native, "_PARALLEL_PIXELS", 1)
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            x, small = torch.rand(2, 3, 37, 50), torch.rand(1, 3, 4, 5) * 2 - 1
+            full = F.interpolate(small, size=(48, 60), mode="bilinear", align_corners=True)[..., :37, :50]
+            assert max_diff(apply_low_res_curves(x, small, (48, 60)), apply_curves_reference(x, full)) <= TOL
+        finally:
+            torch.set_num_threads(old)
+
+    @pytest.mark.parametrize("channels", [3, 24])
+    def test_uint8_in_and_out(self, channels):
+        x8 = torch.randint(0, 256, (1, 21, 30, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+        small = torch.rand(1, channels, 3, 4) * 2 - 1
+        full = F.interpolate(small, size=(24, 36), mode="bilinear", align_corners=True)[..., :21, :30]
+        expected = apply_curves_reference(x8.float() / 255, full)
+        as_float = torch.empty(x8.shape)
+        assert _native.apply_low_res(x8, small, (24, 36), 8, 0, as_float)
+        assert max_diff(as_float, expected) <= TOL
+        as_uint8 = torch.empty_like(x8)
+        assert _native.apply_low_res(x8, small, (24, 36), 8, 0, as_uint8)
+        # Rounded half to even, as torch.round; a value within float rounding of a .5 may land one level off.
+        assert max_diff(as_uint8, (expected * 255).round()) <= 1
+        assert (as_uint8 == (expected * 255).round()).float().mean() > 0.99
+
+    def test_rgba_strides_leave_alpha_alone(self):
+        pixels = torch.randint(0, 256, (1, 17, 23, 4), dtype=torch.uint8)
+        out = torch.zeros_like(pixels)
+        x, y = pixels.permute(0, 3, 1, 2)[:, :3], out.permute(0, 3, 1, 2)[:, :3]
+        alpha = torch.rand(1, 3, 17, 23) * 2 - 1
+        assert _native.apply_maps(x, alpha, 8, y)
+        assert max_diff(y, (apply_curves_reference(x.float() / 255, alpha) * 255).round()) <= 1
+        assert out[..., 3].eq(0).all()
+
+    def test_refuses_what_it_cannot_do(self):
+        x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+        assert not _native.apply_maps(x, torch.rand(1, 3, 4, 4, dtype=torch.float64), 8, torch.empty_like(x))
+
+    def test_without_a_compiler_everything_falls_back(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+        monkeypatch.setenv("ZERODCE_CACHE", str(tmp_path))
+        _native.library.cache_clear()
+        try:
+            assert not _native.available()
+            x, alpha = torch.rand(1, 3, 9, 8), torch.rand(1, 3, 9, 8) * 2 - 1
+            assert max_diff(apply_curves_fused(x, alpha), apply_curves_reference(x, alpha)) <= TOL
+        finally:
+            monkeypatch.undo()
+            _native.library.cache_clear()
+        assert _native.available()
+
+    @pytest.mark.parametrize("channels", [3, 4])
+    def test_enhancer_8bit_path_equals_the_float_path(self, channels):
+        enhancer = Enhancer(create_model("zero_dce_pp"), device="cpu")
+        pixels = np.random.default_rng(0).integers(0, 256, (45, 70, channels), dtype=np.uint8)
+        pixels.flags.writeable = False  # as decoded images are
+        general = tensor_to_pixels(enhancer.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)
+        fast = enhancer.enhance_array(pixels)
+        assert fast.dtype == np.uint8 and fast.shape == pixels.shape
+        assert np.abs(fast.astype(int) - general.astype(int)).max() <= 1
+        assert (fast == general).mean() > 0.99

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,13 +30,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zerodce import _native
 from zerodce._checks import check_image_tensor
 from zerodce._device import resolve_device
-from zerodce.curves import apply_curves, apply_curves_fused
+from zerodce.curves import apply_curves, apply_curves_fused, step_count
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, DCENet, create_model
-from zerodce.models._dce_net import apply_low_res_curves
+from zerodce.models._dce_net import apply_low_res_curves, downscale, padded_size
 
 #: Receptive-field radius of DCE-Net (seven 3x3 convolutions) plus a margin.
 TILE_OVERLAP = 16
@@ -177,7 +179,40 @@ class Enhancer:
         """
         if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
             raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
+        enhanced = self._enhance_rgb8(pixels)
+        if enhanced is not None:
+            return enhanced
         return tensor_to_pixels(self.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)
+
+    @torch.inference_mode()
+    def _enhance_rgb8(self, pixels: np.ndarray) -> np.ndarray | None:
+        """8-bit RGB(A) straight to 8-bit with the compiled kernel (Zero-DCE++ style, on the CPU).
+
+        The general path makes a float copy of the image, applies the curves and
+        rounds back: three full passes over a 4x larger image. Here the network
+        reads its few pixels from the 8-bit image and the kernel converts, applies
+        and rounds each row in one pass, giving what the general path gives
+        (rounding half to even either way). ``None`` where it does not apply.
+        """
+        if not (pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] in (3, 4)
+                and isinstance(self.model, DCENet) and self.model.scale_factor > 1
+                and self.device.type == "cpu" and _native.available()):
+            return None
+        with warnings.catch_warnings():
+            # Decoded images are read-only arrays; nothing here writes to the input.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)[:, :3]
+        s = self.model.scale_factor
+        maps = self.model.curve_net(downscale(x, s))  # reads only the pixels it needs, converting them
+        padded = padded_size(x.shape[-2:], s)
+        out = np.empty_like(pixels)
+        target = torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)[:, :3]
+        steps = step_count(maps.shape[1], self.model.iterations)
+        if not _native.apply_low_res(x, self._scaled(maps), padded, steps, 0, target):
+            return None
+        if pixels.shape[2] == 4:
+            out[..., 3] = pixels[..., 3]
+        return out
 
     def enhance(self, image: ImageLike) -> ImageLike:
         """Enhance a tensor ``(B, 3, H, W)``, a numpy array, a PIL image or an :class:`~zerodce.io.ImageData`.

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zerodce import _native
 from zerodce._checks import check_image_tensor
-from zerodce.curves import apply_curves, apply_curves_fused, fused_block_rows, is_channels_last
+from zerodce.curves import apply_curves, apply_curves_fused, fused_block_rows, is_channels_last, step_count
 
 ConvFactory = Callable[[int, int], nn.Module]
 
@@ -95,13 +96,14 @@ class DCENet(nn.Module):
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         layout = _layout(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        x1 = F.relu(self.conv1(x))
-        x2 = F.relu(self.conv2(x1))
-        x3 = F.relu(self.conv3(x2))
-        x4 = F.relu(self.conv4(x3))
-        x5 = F.relu(self.conv5(torch.cat([x3, x4], 1)))
-        x6 = F.relu(self.conv6(torch.cat([x2, x5], 1)))
-        return torch.tanh(self.conv7(torch.cat([x1, x6], 1))).contiguous(memory_format=layout)
+        conv = _conv_activation if _fuses_activations(x) else _conv_then_activation
+        x1 = conv(self.conv1, x, "relu")
+        x2 = conv(self.conv2, x1, "relu")
+        x3 = conv(self.conv3, x2, "relu")
+        x4 = conv(self.conv4, x3, "relu")
+        x5 = conv(self.conv5, torch.cat([x3, x4], 1), "relu")
+        x6 = conv(self.conv6, torch.cat([x2, x5], 1), "relu")
+        return conv(self.conv7, torch.cat([x1, x6], 1), "tanh").contiguous(memory_format=layout)
 
     def estimate_low_res_curves(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Curve maps at the network's resolution, and the padded full size they map onto.
@@ -115,8 +117,7 @@ class DCENet(nn.Module):
         s = self.scale_factor
         if s == 1:
             return self.curve_net(x), tuple(x.shape[-2:])
-        h, w = x.shape[-2:]
-        return self.curve_net(downscale(x, s)), ((h + s - 1) // s * s, (w + s - 1) // s * s)
+        return self.curve_net(downscale(x, s)), padded_size(x.shape[-2:], s)
 
     def estimate_curves(self, x: torch.Tensor) -> torch.Tensor:
         """Curve maps ``alpha`` at full resolution, ``(B, out_channels, H, W)`` in [-1, 1]."""
@@ -133,8 +134,60 @@ class DCENet(nn.Module):
         return apply_low_res_curves(x, *self.estimate_low_res_curves(x), self.iterations)
 
 
+_ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
+
+
+def _conv_then_activation(block: nn.Module, x: torch.Tensor, activation: str) -> torch.Tensor:
+    return _ACTIVATIONS[activation](block(x))
+
+
+def _fuses_activations(x: torch.Tensor) -> bool:
+    """Whether to let oneDNN apply the activations inside the convolutions (CPU float32 inference).
+
+    Measured here (docs/speed.md): 25-40% faster for the Zero-DCE++ network on one
+    thread, as the folder and video workers run it, but 20-30% slower on two,
+    where PyTorch's own 1x1 convolution (a threaded matrix product) scales better.
+    """
+    return (
+        torch.get_num_threads() == 1
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    )
+
+
+def _conv_activation(block: nn.Module, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """``activation(block(x))`` with the activation fused into the block's last convolution.
+
+    oneDNN applies it as the convolution writes its output (the fusion PyTorch's
+    own compiler uses), saving a pass over the activations per layer. ``block``
+    is an ``nn.Conv2d`` or has ``depthwise`` and ``pointwise`` ones.
+    """
+    if not isinstance(block, nn.Conv2d):
+        x, block = block.depthwise(x), block.pointwise
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, block.weight, block.bias, block.padding, block.stride, block.dilation, block.groups, activation, [], ""
+    )
+
+
 def _layout(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if is_channels_last(x) else torch.contiguous_format
+
+
+def padded_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """``(height, width)`` rounded up to multiples of ``factor``, the size low-resolution curves map onto.
+
+    Example:
+        >>> padded_size((1080, 1920), 12)
+        (1080, 1920)
+        >>> padded_size((25, 37), 12)
+        (36, 48)
+    """
+    h, w = size
+    return (h + factor - 1) // factor * factor, (w + factor - 1) // factor * factor
 
 
 def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -147,11 +200,12 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
     costs a fraction of a full pass; replication becomes clamping the indices.
 
     Args:
-        x: ``(B, C, H, W)`` float.
+        x: ``(B, C, H, W)`` float, or uint8 (0..255, converted to [0, 1] after the
+            gather, so a decoded image never needs a full-size float copy).
         factor: integer downscale factor >= 1.
 
     Returns:
-        ``(B, C, ceil(H / factor), ceil(W / factor))``.
+        ``(B, C, ceil(H / factor), ceil(W / factor))``, float (float32 for uint8).
 
     Example:
         >>> x = torch.rand(1, 3, 25, 37)
@@ -163,9 +217,12 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
         n = x.shape[dim]
         src = (torch.arange((n + factor - 1) // factor, device=x.device, dtype=torch.float64) + 0.5) * factor - 0.5
         i0 = src.floor()
-        frac = (src - i0).to(x.dtype).view([-1 if d == dim else 1 for d in range(4)])
+        frac = (src - i0).view([-1 if d == dim else 1 for d in range(4)])
         i0 = i0.long()
-        x = torch.lerp(x.index_select(dim, i0.clamp(max=n - 1)), x.index_select(dim, (i0 + 1).clamp(max=n - 1)), frac)
+        a, b = x.index_select(dim, i0.clamp(max=n - 1)), x.index_select(dim, (i0 + 1).clamp(max=n - 1))
+        if x.dtype == torch.uint8:  # as zerodce.io.pixels_to_tensor converts
+            a, b = a.float().mul_(1.0 / 255.0), b.float().mul_(1.0 / 255.0)
+        x = torch.lerp(a, b, frac.to(a.dtype))
     return x
 
 
@@ -219,9 +276,10 @@ def apply_low_res_curves(
     """Upsample low-resolution curve maps and apply them to ``x``, fused block by block.
 
     Equal to ``apply_curves(x, upsample_curves(small, size, row_start, row_start + H)[..., :W])``,
-    but the full-resolution maps are never built: each block of rows gets its
-    curves upsampled just before they are applied, while the block is in cache.
-    Takes that plain path when gradients are needed.
+    but the full-resolution maps are never built: each row (compiled kernel of
+    ``zerodce._native``) or block of rows gets its curves upsampled just before
+    they are applied, while it is in cache. Takes that plain path when
+    gradients are needed.
 
     Args:
         x: image rows ``[row_start, row_start + H)`` of an image whose padded size
@@ -246,6 +304,8 @@ def apply_low_res_curves(
         return apply_curves(x, upsample_curves(small, size, row_start, row_start + h)[..., :w], iterations)
     if out is None:
         out = torch.empty_like(x)  # in x's memory layout, as apply_curves_fused works
+    if _native.apply_low_res(x, small, size, step_count(small.shape[1], iterations), row_start, out):
+        return out
     i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_start + h, small.device, small.dtype)
     rows = fused_block_rows(out)
     for r0 in range(0, h, rows):

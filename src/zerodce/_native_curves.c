@@ -1,0 +1,206 @@
+/* The light-enhancement curves of zerodce.curves in one pass over memory.
+ *
+ * Compiled on first use by zerodce/_native.py (plain C, no Python or torch headers,
+ * so it builds in a second) and called through ctypes; the pure PyTorch path is
+ * the fallback and the definition these kernels are tested against.
+ *
+ * Each image row is read once into a small float buffer (converting from uint8
+ * where the input is 8-bit), gets its curve maps (a row of full-resolution maps,
+ * or a bilinear row of low-resolution maps), goes through every curve step while
+ * it is in L1 cache, and is written once, clamped to [0, 1] or rounded to uint8.
+ * The buffer keeps the image's own channel order (planar or interleaved), so the
+ * step loop runs over 3 * width contiguous floats and the compiler vectorises it.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Where an image's rows are: element strides of channel, row and column. */
+typedef struct {
+    void *data;
+    int u8;  /* uint8 (0..255) when set, else float32 in [0, 1] */
+    int64_t sc, sh, sw;
+} Plane;
+
+/* Position in the row buffer of channel c, column j. */
+static inline int64_t slot(int interleaved, int width, int c, int j) {
+    return interleaved ? (int64_t)j * 3 + c : (int64_t)c * width + j;
+}
+
+static void load_row(const Plane *x, int r, int width, int interleaved, float *v) {
+    const int64_t base = (int64_t)r * x->sh;
+    if (x->u8) {
+        const uint8_t *p = (const uint8_t *)x->data + base;
+        if (interleaved && x->sw == 3 && x->sc == 1) {
+            for (int64_t k = 0; k < 3 * (int64_t)width; k++) v[k] = p[k] * (1.0f / 255.0f);
+            return;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c * x->sc + j * x->sw] * (1.0f / 255.0f);
+        return;
+    }
+    const float *p = (const float *)x->data + base;
+    if (interleaved && x->sw == 3 && x->sc == 1) {
+        for (int64_t k = 0; k < 3 * (int64_t)width; k++) v[k] = p[k];
+        return;
+    }
+    if (!interleaved && x->sw == 1) {
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < width; j++) v[(int64_t)c * width + j] = p[c * x->sc + j];
+        return;
+    }
+    for (int c = 0; c < 3; c++)
+        for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c * x->sc + j * x->sw];
+}
+
+static void store_row(const Plane *y, int r, int width, int interleaved, float *v) {
+    const int64_t n = 3 * (int64_t)width, base = (int64_t)r * y->sh;
+    /* Comparisons, not fminf/fmaxf: they vectorise, and NaN stays NaN as in torch.clamp. */
+    for (int64_t k = 0; k < n; k++) v[k] = v[k] < 0.0f ? 0.0f : v[k] > 1.0f ? 1.0f : v[k];
+    const int contiguous = interleaved ? (y->sw == 3 && y->sc == 1) : (y->sw == 1);
+    if (y->u8) {
+        uint8_t *p = (uint8_t *)y->data + base;
+        for (int64_t k = 0; k < n; k++) v[k] = nearbyintf(v[k] * 255.0f);  /* half to even, as torch.round */
+        if (interleaved && contiguous) {
+            for (int64_t k = 0; k < n; k++) p[k] = (uint8_t)v[k];
+            return;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < width; j++) p[c * y->sc + j * y->sw] = (uint8_t)v[slot(interleaved, width, c, j)];
+        return;
+    }
+    float *p = (float *)y->data + base;
+    if (interleaved && contiguous) {
+        for (int64_t k = 0; k < n; k++) p[k] = v[k];
+        return;
+    }
+    if (contiguous) {
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < width; j++) p[c * y->sc + j] = v[(int64_t)c * width + j];
+        return;
+    }
+    for (int c = 0; c < 3; c++)
+        for (int j = 0; j < width; j++) p[c * y->sc + j * y->sw] = v[slot(interleaved, width, c, j)];
+}
+
+/* Values per pass of the step loop: a chunk of the row and its curves stay in L1 through all steps. */
+#define CHUNK 512
+
+/* x <- x + alpha * (x - x * x), the step of zerodce.curves.curve_step. */
+static inline void curve_step(float *restrict v, const float *restrict a, int64_t n) {
+    for (int64_t k = 0; k < n; k++) v[k] = v[k] + a[k] * (v[k] - v[k] * v[k]);
+}
+
+/* `steps` steps on n values, the RGB groups of curves in turn. */
+static void curve_steps(float *v, float *const *alphas, int groups, int steps, int64_t n) {
+    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
+        const int64_t m = k0 + CHUNK < n ? CHUNK : n - k0;
+        for (int s = 0; s < steps; s++) curve_step(v + k0, alphas[s % groups] + k0, m);
+    }
+}
+
+static int begin(int width, int buffers, float **v, float ***alphas) {
+    *v = malloc(sizeof(float) * 3 * (size_t)width * (size_t)(buffers + 1));
+    *alphas = malloc(sizeof(float *) * (size_t)buffers);
+    if (!*v || !*alphas) {
+        free(*v);
+        free(*alphas);
+        return -1;
+    }
+    for (int g = 0; g < buffers; g++) (*alphas)[g] = *v + 3 * (size_t)width * (size_t)(g + 1);
+    return 0;
+}
+
+/* Rows of x with full-resolution maps: `groups` RGB groups (3 * groups channels of
+ * `maps`, channel stride maps.sc, group stride 3 * maps.sc), applied in turn for
+ * `steps` steps. Returns 0, or -1 when out of memory. */
+int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Plane maps, int groups, int steps) {
+    float *v, **alphas;
+    if (begin(width, groups, &v, &alphas)) return -1;
+    const float *m = (const float *)maps.data;
+    for (int r = 0; r < rows; r++) {
+        load_row(&x, r, width, interleaved, v);
+        for (int g = 0; g < groups; g++)
+            for (int c = 0; c < 3; c++)
+                for (int j = 0; j < width; j++)
+                    alphas[g][slot(interleaved, width, c, j)] = m[(3 * g + c) * maps.sc + r * maps.sh + j * maps.sw];
+        curve_steps(v, alphas, groups, steps, 3 * (int64_t)width);
+        store_row(&out, r, width, interleaved, v);
+    }
+    free(alphas);
+    free(v);
+    return 0;
+}
+
+/* Where output column j reads the low-resolution maps: columns j0[j], j0[j] + step[j] with
+ * weight w1[j] on the second, as F.interpolate(mode="linear", align_corners=True) computes them. */
+static void stretch_columns(int sw, int padded_w, int width, int *j0, int *step, float *w1) {
+    const float scale = padded_w > 1 ? (float)(sw - 1) / (float)(padded_w - 1) : 0.0f;
+    for (int j = 0; j < width; j++) {
+        const float src = scale * (float)j;
+        j0[j] = (int)src;
+        step[j] = j0[j] < sw - 1;
+        w1[j] = src - (float)j0[j];
+    }
+}
+
+/* One row of a 3-channel map (3 x sh x sw, contiguous) stretched over the row buffer's columns. */
+static void stretch_row(const float *small, int sh, int sw, int row, int width, int interleaved, const int *j0,
+                        const int *step, const float *w1, float *dst) {
+    for (int c = 0; c < 3; c++) {
+        const float *s = small + ((int64_t)c * sh + row) * sw;
+        for (int j = 0; j < width; j++)
+            dst[slot(interleaved, width, c, j)] = (1.0f - w1[j]) * s[j0[j]] + w1[j] * s[j0[j] + step[j]];
+    }
+}
+
+/* Rows [row_start, row_start + rows) of an image whose curves are `small`
+ * (3 * groups x sh x sw, contiguous), bilinearly stretched (align_corners) over
+ * the padded size padded_h x padded_w; the RGB groups are applied in turn for
+ * `steps` steps. x and out point at row row_start. Returns 0, or -1 when out of memory. */
+int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved, const float *small, int groups,
+                       int sh, int sw, int padded_h, int padded_w, int row_start, int steps) {
+    float *v, **bufs;
+    int *columns = malloc(sizeof(int) * 2 * (size_t)width);
+    if (!columns || begin(width, 3 * groups + 1, &v, &bufs)) {
+        free(columns);
+        return -1;
+    }
+    /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
+    float **above = bufs + groups, **below = bufs + 2 * groups, *w1 = bufs[3 * groups];
+    const int64_t n = 3 * (int64_t)width, plane = 3 * (int64_t)sh * sw;
+    stretch_columns(sw, padded_w, width, columns, columns + width, w1);
+    const double scale = padded_h > 1 ? (double)(sh - 1) / (double)(padded_h - 1) : 0.0;
+    int cached = -1;
+    for (int r = 0; r < rows; r++) {
+        const double src = (double)(row_start + r) * scale;
+        int i0 = (int)floor(src);
+        if (i0 > sh - 1) i0 = sh - 1;
+        const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
+        const float fy = (float)(src - i0);
+        for (int g = 0; g < groups; g++) {
+            const float *map = small + g * plane;
+            if (i0 != cached) {  /* source rows change every scale_factor output rows */
+                if (i0 == cached + 1 && cached >= 0) {  /* the old lower row is the new upper one */
+                    float *t = above[g];
+                    above[g] = below[g];
+                    below[g] = t;
+                } else {
+                    stretch_row(map, sh, sw, i0, width, interleaved, columns, columns + width, w1, above[g]);
+                }
+                stretch_row(map, sh, sw, i1, width, interleaved, columns, columns + width, w1, below[g]);
+            }
+            const float *restrict a = above[g], *restrict b = below[g];
+            float *restrict alpha = bufs[g];
+            for (int64_t k = 0; k < n; k++) alpha[k] = a[k] + fy * (b[k] - a[k]);
+        }
+        cached = i0;
+        load_row(&x, r, width, interleaved, v);
+        curve_steps(v, bufs, groups, steps, n);
+        store_row(&out, r, width, interleaved, v);
+    }
+    free(bufs);
+    free(v);
+    free(columns);
+    return 0;
+}
