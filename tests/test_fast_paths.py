@@ -125,12 +125,15 @@ class TestApplyCurvesFused:
 class TestLowResCurves:
     @pytest.mark.parametrize("factor", [2, 3, 12])
     @pytest.mark.parametrize("size", [(1, 1), (5, 7), (24, 36), (37, 50)])
-    def test_downscale_equals_pad_and_interpolate(self, device, factor, size):
+    def test_downscale_equals_pad_and_interpolate(self, device, kernel, factor, size):
         x = torch.rand(2, 3, *size, device=device)
         h, w = size
         plain = F.interpolate(F.pad(x, (0, -w % factor, 0, -h % factor), mode="replicate"),
                               scale_factor=1 / factor, mode="bilinear")
         assert max_diff(downscale(x, factor), plain) <= TOL
+        # Decoded 8-bit images, channels-last: converted as zerodce.io converts them.
+        x8 = (x * 255).round().to(torch.uint8).contiguous(memory_format=torch.channels_last)
+        assert max_diff(downscale(x8, factor), downscale(x8.float() / 255, factor)) <= TOL
 
     @pytest.mark.parametrize("channels", [3, 24])
     def test_fused_upsampling_equals_plain(self, device, kernel, channels):

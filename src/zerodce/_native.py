@@ -90,6 +90,8 @@ def library() -> ctypes.CDLL | None:
     lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ctypes.c_void_p, i, i, i, i, i, i, i]
     for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res):
         fn.restype = i
+    lib.zdce_downscale.argtypes = [plane, i, i, i, i, ctypes.c_void_p]
+    lib.zdce_downscale.restype = None
     return lib
 
 
@@ -168,3 +170,18 @@ def apply_low_res(
             _plane(xi, r), _plane(oi, r), n, w, interleaved, si.data_ptr(), si.shape[0] // 3, si.shape[1], si.shape[2],
             padded[0], padded[1], row_start + r, steps))
     return True
+
+
+def downscale(x: torch.Tensor, factor: int) -> torch.Tensor | None:
+    """Zero-DCE++'s input downscaling (see ``zerodce.models._dce_net.downscale``), float32 out.
+
+    ``x`` is ``(B, C, H, W)`` uint8 or float32 on the CPU, any strides. ``None``
+    where the kernels are unavailable or ``x`` is not of those kinds.
+    """
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.uint8) or library() is None:
+        return None
+    b, c, h, w = x.shape
+    out = torch.empty(b, c, (h + factor - 1) // factor, (w + factor - 1) // factor)
+    for i in range(b):
+        library().zdce_downscale(_plane(x[i], 0), c, h, w, factor, out[i].data_ptr())
+    return out

@@ -204,3 +204,45 @@ int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved,
     free(columns);
     return 0;
 }
+
+/* torch.lerp: a + w * (b - a), from the nearer end for accuracy. */
+static inline float lerp(float a, float b, float w) {
+    return w < 0.5f ? a + w * (b - a) : b - (b - a) * (1.0f - w);
+}
+
+static inline float value(const Plane *x, int64_t at) {
+    return x->u8 ? ((const uint8_t *)x->data)[at] * (1.0f / 255.0f) : ((const float *)x->data)[at];
+}
+
+/* Source index and weight of output i of Zero-DCE++'s downscaling by `factor` of n values
+ * (zerodce.models._dce_net.downscale: bilinear at (i + 0.5) * factor - 0.5, edges replicated). */
+static inline void source(int i, int factor, int n, int *i0, int *i1, float *w) {
+    const double src = (i + 0.5) * factor - 0.5;
+    const int lo = (int)floor(src);
+    *w = (float)(src - lo);
+    *i0 = lo < n - 1 ? lo : n - 1;
+    *i1 = lo + 1 < n - 1 ? lo + 1 : n - 1;
+}
+
+/* Downscale `channels` planes of x (height x width) by `factor` into out
+ * (channels x ceil(height / factor) x ceil(width / factor), contiguous float),
+ * reading only the 2 x 2 pixels around each output pixel. */
+void zdce_downscale(Plane x, int channels, int height, int width, int factor, float *out) {
+    const int oh = (height + factor - 1) / factor, ow = (width + factor - 1) / factor;
+    for (int i = 0; i < oh; i++) {
+        int r0, r1;
+        float wr;
+        source(i, factor, height, &r0, &r1, &wr);
+        for (int j = 0; j < ow; j++) {
+            int c0, c1;
+            float wc;
+            source(j, factor, width, &c0, &c1, &wc);
+            for (int c = 0; c < channels; c++) {
+                const int64_t base = c * x.sc;
+                const float left = lerp(value(&x, base + r0 * x.sh + c0 * x.sw), value(&x, base + r1 * x.sh + c0 * x.sw), wr);
+                const float right = lerp(value(&x, base + r0 * x.sh + c1 * x.sw), value(&x, base + r1 * x.sh + c1 * x.sw), wr);
+                out[((int64_t)c * oh + i) * ow + j] = lerp(left, right, wc);
+            }
+        }
+    }
+}
