@@ -110,13 +110,18 @@ def _plane(t: torch.Tensor, row: int) -> _Plane:
     return _Plane(t.data_ptr() + row * t.stride(1) * t.element_size(), t.dtype == torch.uint8, *t.stride())
 
 
+def _callable(x: torch.Tensor) -> bool:
+    # A trace (ONNX export) would record a ctypes call's result as a constant.
+    return x.device.type == "cpu" and not torch.jit.is_tracing() and library() is not None
+
+
 def _usable(x: torch.Tensor, out: torch.Tensor, curves: torch.Tensor) -> bool:
     return (
-        x.device.type == out.device.type == curves.device.type == "cpu"
+        _callable(x)
+        and out.device.type == curves.device.type == "cpu"
         and x.dtype in (torch.float32, torch.uint8)
         and out.dtype in (torch.float32, torch.uint8)
         and curves.dtype == torch.float32
-        and library() is not None
     )
 
 
@@ -178,7 +183,7 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor | None:
     ``x`` is ``(B, C, H, W)`` uint8 or float32 on the CPU, any strides. ``None``
     where the kernels are unavailable or ``x`` is not of those kinds.
     """
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.uint8) or library() is None:
+    if x.dtype not in (torch.float32, torch.uint8) or not _callable(x):
         return None
     b, c, h, w = x.shape
     out = torch.empty(b, c, (h + factor - 1) // factor, (w + factor - 1) // factor)
