@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import signal
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 import zerodce.train as train_module
 from zerodce.cli import main
@@ -123,6 +125,10 @@ class TestRun:
         for name in ("last.pt", "best.pt", "best.safetensors", "history.csv", "history.png"):
             assert (run / name).is_file(), name
         assert not list(run.glob(".*"))  # no temporary files left
+        # The weights record how they were trained, but not where this machine kept the run.
+        with safe_open(str(run / "best.safetensors"), "pt") as file:
+            recipe = json.loads(file.metadata()["config"])
+        assert recipe["epochs"] == 2 and "out" not in recipe and str(run) not in json.dumps(recipe)
         with open(run / "history.csv") as file:
             rows = list(csv.DictReader(file))
         assert list(rows[0]) == history_columns()

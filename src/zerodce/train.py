@@ -433,8 +433,18 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
         best = read_checkpoint(out / "best.pt")
         save_safetensors(best["model"], weights, metadata={
             "model_name": config.model, "epoch": str(best["epoch"]), "val_total": f"{best_val:.6f}",
-            "config": json.dumps(asdict(config))})
+            "config": json.dumps(training_recipe(config))})
     return TrainResult(out, history, best_epoch, best_val, weights)
+
+
+def training_recipe(config: TrainConfig) -> dict[str, Any]:
+    """What a weights file records of how it was trained: the config without this machine's paths.
+
+    Example:
+        >>> "out" in training_recipe(TrainConfig(data=("photos",), out="/tmp/run"))
+        False
+    """
+    return {k: v for k, v in asdict(config).items() if k not in ("out", "resume", "progress")}
 
 
 def resume_config(checkpoint: str | Path, **changes: Any) -> TrainConfig:
