@@ -96,6 +96,24 @@ class TestValues:
         out = Enhancer(make_model("zero_dce_pp"), device="cpu", strength=0.0).enhance(pixels)
         np.testing.assert_array_equal(out, pixels)
 
+    @pytest.mark.parametrize("name", ["zero_dce_pp", "zero_dce"])
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+    def test_curve_filter_sees_and_replaces_the_curves(self, name, dtype):
+        enhancer = Enhancer(make_model(name), device="cpu", tile=16)
+        pixels = dark((20, 37, 3), dtype)
+        seen = []
+
+        def flatten(maps):
+            seen.append(maps.shape)
+            return torch.zeros_like(maps)
+
+        np.testing.assert_array_equal(enhancer.enhance_array(pixels, curve_filter=flatten), pixels)
+        channels = 3 if name == "zero_dce_pp" else 24
+        size = (2, 4) if name == "zero_dce_pp" else (20, 37)  # whole-image maps, even with tiles
+        assert seen == [torch.Size([1, channels, *size])]
+        identity = enhancer.enhance_array(pixels, curve_filter=lambda maps: maps)
+        np.testing.assert_array_equal(identity, enhancer.enhance_array(pixels))
+
     def test_strength_orders_brightness(self):
         pixels = dark((12, 12, 3))
         means = [Enhancer(make_model("zero_dce_pp"), device="cpu", strength=s).enhance(pixels).mean()

@@ -395,13 +395,13 @@ def test_interrupted_run_leaves_existing_output_alone(tmp_path, monkeypatch):
     enhancer = Enhancer(brightness_model(), device="cpu")
     calls = []
 
-    def apply(*args):
+    def enhance_array(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return Enhancer.apply(enhancer, *args)
+        return Enhancer.enhance_array(enhancer, *args, **kwargs)
 
-    monkeypatch.setattr(enhancer, "apply", apply)
+    monkeypatch.setattr(enhancer, "enhance_array", enhance_array)
     with pytest.raises(KeyboardInterrupt):
         enhance_video(src, dst, enhancer)
     assert dst.read_bytes() == b"previous result" and leftovers(tmp_path) == []

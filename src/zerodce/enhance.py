@@ -24,7 +24,7 @@ import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Literal, TypeVar, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Literal, TypeVar, Union
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from zerodce.models._dce_net import apply_low_res_curves, downscale, padded_size
 #: Receptive-field radius of DCE-Net (seven 3x3 convolutions) plus a margin.
 TILE_OVERLAP = 16
 DEFAULT_TILE = 512
+
+#: A function from curve maps to the curve maps to apply (same shape), e.g. temporal smoothing.
+CurveFilter = Callable[[torch.Tensor], torch.Tensor]
 
 #: Anything :meth:`Enhancer.enhance` takes; it returns the same type.
 ImageLike = TypeVar("ImageLike", torch.Tensor, np.ndarray, Image.Image, ImageData)
@@ -146,13 +149,19 @@ class Enhancer:
         return out
 
     @torch.inference_mode()
-    def enhance_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Enhance ``(B, 3, H, W)`` float in [0, 1]; returns the same shape, dtype and device."""
+    def enhance_tensor(self, x: torch.Tensor, curve_filter: CurveFilter | None = None) -> torch.Tensor:
+        """Enhance ``(B, 3, H, W)`` float in [0, 1]; returns the same shape, dtype and device.
+
+        ``curve_filter`` maps the curve maps of :meth:`curves` to the ones applied
+        (video smooths them over time); with it, Zero-DCE's full-resolution maps are
+        estimated for the whole image before any is applied.
+        """
         check_image_tensor(x, "x")
         out_device, out_dtype = x.device, x.dtype
         x = x.to(self.device, torch.float32)
-        if self.model.scale_factor > 1:
-            y = self.apply(x, *self.curves(x))
+        if self.model.scale_factor > 1 or curve_filter is not None:
+            maps, padded = self.curves(x)
+            y = self.apply(x, maps if curve_filter is None else curve_filter(maps), padded)
         else:
             # Estimate and apply per tile, so full-resolution curve maps never exist at once.
             y = torch.empty_like(x)
@@ -162,7 +171,7 @@ class Enhancer:
                 y[..., core[0], core[1]] = self._crop(enhanced, core, context)
         return y.to(out_device, out_dtype)
 
-    def enhance_array(self, pixels: np.ndarray) -> np.ndarray:
+    def enhance_array(self, pixels: np.ndarray, curve_filter: CurveFilter | None = None) -> np.ndarray:
         """Enhance an image array, returning the same shape and dtype.
 
         Args:
@@ -170,6 +179,7 @@ class Enhancer:
                 ``(H, W, 4)`` RGBA; ``uint8``, ``uint16`` or float in [0, 1]. Gray
                 stays gray (the luma of the enhanced colour), alpha is copied untouched,
                 and 16-bit values are processed in float without 8-bit rounding.
+            curve_filter: as for :meth:`enhance_tensor`.
 
         Example:
             >>> from zerodce.models import create_model
@@ -179,13 +189,13 @@ class Enhancer:
         """
         if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
             raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
-        enhanced = self._enhance_rgb8(pixels)
+        enhanced = self._enhance_rgb8(pixels, curve_filter)
         if enhanced is not None:
             return enhanced
-        return tensor_to_pixels(self.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)
+        return tensor_to_pixels(self.enhance_tensor(pixels_to_tensor(pixels), curve_filter), like=pixels)
 
     @torch.inference_mode()
-    def _enhance_rgb8(self, pixels: np.ndarray) -> np.ndarray | None:
+    def _enhance_rgb8(self, pixels: np.ndarray, curve_filter: CurveFilter | None) -> np.ndarray | None:
         """8-bit RGB(A) straight to 8-bit with the compiled kernel (Zero-DCE++ style, on the CPU).
 
         The general path makes a float copy of the image, applies the curves and
@@ -204,6 +214,8 @@ class Enhancer:
             x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)[:, :3]
         s = self.model.scale_factor
         maps = self.model.curve_net(downscale(x, s))  # reads only the pixels it needs, converting them
+        if curve_filter is not None:
+            maps = curve_filter(maps)
         padded = padded_size(x.shape[-2:], s)
         out = np.empty_like(pixels)
         target = torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)[:, :3]

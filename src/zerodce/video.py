@@ -7,8 +7,8 @@ depth, and every audio stream (packets copied, not re-encoded).
 Brightness stability: a curve network looks at each frame alone, so noise and
 small changes move its curves from frame to frame and the output flickers.
 :class:`CurveSmoother` averages the curve maps over time (an exponential moving
-average) between :meth:`Enhancer.curves <zerodce.enhance.Enhancer.curves>` and
-:meth:`Enhancer.apply <zerodce.enhance.Enhancer.apply>`.
+average), as the ``curve_filter`` of :meth:`Enhancer.enhance_array
+<zerodce.enhance.Enhancer.enhance_array>`: between estimating the curves and applying them.
 
 Failures: an input that cannot be opened as a video raises :class:`VideoError`
 and writes nothing. A damaged input (data FFmpeg cannot decode, or reports as
@@ -37,7 +37,6 @@ from tqdm import tqdm
 
 from zerodce._extras import import_extra
 from zerodce.enhance import Enhancer
-from zerodce.io import pixels_to_tensor, tensor_to_pixels
 
 #: Weight of the past in the curve-map moving average: about 1 / (1 - 0.7) = 3 frames of memory,
 #: enough to remove the flicker a model adds on noise and moving content (docs/video.md).
@@ -449,7 +448,6 @@ class _FrameWriter:
     def __init__(self, av, stream, first, vin) -> None:
         self.av, self.stream = av, stream
         self.rgb_format = "rgb48le" if _high_bit(first) else "rgb24"
-        self.dtype = np.uint16 if _high_bit(first) else np.uint8
         self.colorspace, self.color_range = first.colorspace, first.color_range
         # Accurate rounding and full-resolution chroma: a frame the model leaves unchanged
         # survives YUV -> RGB -> YUV (the default, fast path loses about 1 level on average).
@@ -459,11 +457,10 @@ class _FrameWriter:
         self.step = max(round(1 / (_frame_rate(vin) * vin.time_base)), 1)  # one frame period, in time_base units
         self.last_pts: int | None = None
 
-    def to_tensor(self, frame) -> torch.Tensor:
-        return pixels_to_tensor(frame.to_ndarray(format=self.rgb_format, interpolation=self.interpolation))
+    def to_pixels(self, frame) -> np.ndarray:
+        return frame.to_ndarray(format=self.rgb_format, interpolation=self.interpolation)
 
-    def encode(self, source, enhanced: torch.Tensor) -> list:
-        rgb = tensor_to_pixels(enhanced, like=np.empty((source.height, source.width, 3), self.dtype))
+    def encode(self, source, rgb: np.ndarray) -> list:
         frame = self.av.VideoFrame.from_ndarray(rgb, format=self.rgb_format)
         # Back to YUV with the matrix and range the decoder used to make RGB, so that
         # unchanged pixels come back as they were and the copied colour tags stay true.
@@ -479,7 +476,6 @@ class _FrameWriter:
         return self.stream.encode(frame)
 
 
-def _enhance_frame(frame, enhancer: Enhancer, smoother: CurveSmoother, writer: _FrameWriter) -> torch.Tensor:
-    x = writer.to_tensor(frame)
-    maps, padded = enhancer.curves(x)
-    return enhancer.apply(x, smoother(maps), padded)
+def _enhance_frame(frame, enhancer: Enhancer, smoother: CurveSmoother, writer: _FrameWriter) -> np.ndarray:
+    # 8-bit frames of Zero-DCE++ take the enhancer's one-pass 8-bit path.
+    return enhancer.enhance_array(writer.to_pixels(frame), curve_filter=smoother)
