@@ -149,6 +149,12 @@ class TestRun:
         assert_same_weights(model.state_dict(), weights(run, "best.pt"))
         assert result.best_val == min(r["val_total"] for r in result.history)
 
+    @pytest.mark.parametrize("native", [True, False])
+    def test_emulated_bf16_is_warned_about(self, images, tmp_path, monkeypatch, capsys, native):
+        monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+        train(tiny(images, tmp_path / "run", precision="bf16", epochs=1, device="cpu"))
+        assert ("no native bfloat16" in capsys.readouterr().out) is not native
+
     def test_deterministic_with_seed(self, images, tmp_path):
         train(tiny(images, tmp_path / "a", epochs=1))
         train(tiny(images, tmp_path / "b", epochs=1))

@@ -349,6 +349,9 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
     model = create_model(config.model, checkpoint=config.init_weights, **model_args).train()
     loss_fn = ZeroReferenceLoss(LossWeights.for_model(config.model), config.exposure_level,
                                 formulation=config.formulation)
+    if config.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        log("warning: this CPU has no native bfloat16 arithmetic (no AVX-512 BF16 or AMX), so bf16 is "
+            "emulated: about 10x slower than fp32 on such a CPU (docs/training.md); use --precision fp32")
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     objective = TrainingObjective(model, loss_fn, config.precision).to(device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -435,6 +438,12 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
             "model_name": config.model, "epoch": str(best["epoch"]), "val_total": f"{best_val:.6f}",
             "config": json.dumps(training_recipe(config))})
     return TrainResult(out, history, best_epoch, best_val, weights)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (else autocast to bf16 is emulated and slow)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and torch.backends.mkldnn.is_available() and check())
 
 
 def training_recipe(config: TrainConfig) -> dict[str, Any]:
