@@ -35,9 +35,10 @@ ConvFactory = Callable[[int, int], nn.Module]
 
 #: Rows of input one output row depends on, on each side: seven 3x3 convolutions.
 RECEPTIVE_RADIUS = 7
-#: Input pixels per band of the network at inference: the 32-channel activations
-#: of a band (~4 MiB each) stay in cache.
-NET_BAND_PIXELS = 1 << 15
+#: Input pixels per band of the network at inference. Smaller bands keep the
+#: activations in cache but recompute 14 overlap rows each; 2**17 (3 bands per 512-pixel
+#: tile) was fastest on the AVX2 CPU measured (docs/speed.md).
+NET_BAND_PIXELS = 1 << 17
 
 
 class DCENet(nn.Module):
@@ -75,9 +76,9 @@ class DCENet(nn.Module):
         Computed in channels-last layout (2-4x faster on CPU than NCHW here, same
         values); the maps come back in the memory layout of ``x``. Without
         autograd, inputs larger than :data:`NET_BAND_PIXELS` run in bands of rows
-        overlapping by the receptive radius, so the activations stay in cache
-        (25-40% faster here); the result is the same, as every output row sees
-        exactly the input rows it would see in one piece.
+        overlapping by the receptive radius, so the activations stay closer to
+        the cores (5-20% faster here); the result is the same, as every output
+        row sees exactly the input rows it would see in one piece.
         """
         b, _, h, w = x.shape
         rows = max(1, NET_BAND_PIXELS // (b * w))
