@@ -12,13 +12,17 @@ run (so the ratios hold even on a busy machine):
   1920x1080 and 3840x2160, both models, tensor in -> tensor out (``Enhancer``),
   with the PyTorch and onnxruntime backends and Zero-DCE at reduced resolution;
 * memory: peak RSS of a process enhancing a 6000x4000 image with Zero-DCE;
-* training: images/s of one optimization step, batch 8, 256x256;
+* training: images/s of one optimization step, batch 8, 256x256 (fp32 channels-last
+  and NCHW, bf16);
 * folder: ``zerodce enhance`` (default model) on a folder of 1080p JPEGs against
   decoding and encoding the same files alone (both with 2 threads);
 * quality: LOL eval15 PSNR/SSIM of Zero-DCE with curves estimated at 1/k.
 
 Times are medians of several runs after one warm-up (a case whose warm-up alone
-exceeds its time budget is measured by that single run). Peak memory of a case
+exceeds its time budget is measured by that single run). The cases compared
+with each other (naive and ours, per model and size) run in alternation, round
+by round, and a ratio is the median of the per-round ratios: on a shared VM
+whose speed drifts, measuring one case after the other biased ratios by up to 1.5x. Peak memory of a case
 is the resident memory the call adds on top of what the process held before it
 (Linux; on CUDA, allocated device memory). The end lists the targets of issue 5,
 met or missed.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
 import json
 import math
@@ -66,6 +71,7 @@ SECTIONS = ("inference", "memory", "training", "folder", "quality")
 #: Reduced-resolution Zero-DCE variants benchmarked (curves estimated at 1/k).
 REDUCED = (4, 12)
 TRAIN_BATCH, TRAIN_SIZE = 8, 256
+NAIVE = "naive (released code)"
 MEMORY_SIZE = (4000, 6000)
 
 
@@ -151,25 +157,64 @@ class PeakMemory:
             self.mb = _proc_status_mb("VmHWM") - self._base
 
 
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def measure(fn: Callable[[], object], device: torch.device, repeats: int, budget_s: float) -> tuple[float, int, float | None]:
     """``(median seconds, runs, peak MB)`` of ``fn``: one warm-up (its peak memory), then up to ``repeats`` runs within ``budget_s``."""
+    timing = measure_together({"case": fn}, device, repeats, budget_s)["case"]
+    return timing.seconds, len(timing.times), timing.peak_mb
 
-    def once() -> float:
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
 
-    with PeakMemory(device) as memory:
-        warmup = once()
-    if warmup > budget_s:
-        return warmup, 1, memory.mb
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < repeats and (not times or time.perf_counter() < deadline):
-        times.append(once())
-    return statistics.median(times), len(times), memory.mb
+@dataclass
+class Timing:
+    """Times of one case of :func:`measure_together`: its runs in round order, and its warm-up's peak memory."""
+
+    times: list[float]
+    peak_mb: float | None
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
+
+    def speedup_over(self, base: "Timing") -> float:
+        """How many times faster than ``base``: the median of the ratios of runs of the same round."""
+        if len(self.times) == len(base.times) > 1:
+            return statistics.median(b / t for b, t in zip(base.times, self.times))
+        return base.seconds / self.seconds
+
+
+def measure_together(
+    cases: dict[str, Callable[[], object]], device: torch.device, repeats: int, budget_s: float
+) -> dict[str, Timing]:
+    """Time several cases in alternation: one warm-up each (its peak memory), then rounds of one run of each.
+
+    On a shared VM the CPU's speed drifts over seconds to minutes; runs of the
+    cases compared to each other are interleaved (the order rotating from round
+    to round), so a drift slows them alike and the per-round ratios
+    (:meth:`Timing.speedup_over`) stay true. A case whose warm-up alone exceeds
+    ``budget_s`` is measured by that run; the others get up to ``repeats``
+    rounds, while the rounds fit ``budget_s`` per case.
+    """
+    timings: dict[str, Timing] = {}
+    for label, fn in cases.items():
+        with PeakMemory(device) as memory:
+            warmup = _timed(fn, device)
+        timings[label] = Timing([warmup] if warmup > budget_s else [], memory.mb)
+    active = [label for label, timing in timings.items() if not timing.times]
+    deadline = time.perf_counter() + budget_s * len(active)
+    for round_ in range(repeats):
+        if round_ and time.perf_counter() > deadline:
+            break
+        shift = round_ % max(len(active), 1)
+        for label in active[shift:] + active[:shift]:
+            timings[label].times.append(_timed(cases[label], device))
+    return timings
 
 
 def _available_memory_mb() -> float:
@@ -222,22 +267,24 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
             h, w = SIZES[size]
             x = torch.rand(1, 3, h, w, device=device) * 0.4
             nh, nw = naive_input_size(model, h, w)
+            xn = x[..., :nh, :nw]
             need_mb = nh * nw * 4 * 32 * 10 / 2**20 if model.scale_factor == 1 else 0
+            cases = {}
             if need_mb * 1.3 > _available_memory_mb():
-                yield Row("inference", name, size, "naive (released code)", math.nan, 0,
+                yield Row("inference", name, size, NAIVE, math.nan, 0,
                           note=f"skipped: needs about {need_mb / 1024:.0f} GB of free memory")
-                naive_ms = math.nan
             else:
-                xn = x[..., :nh, :nw]
-                with torch.inference_mode():
-                    seconds, runs, peak = measure(lambda: naive(xn), device, args.repeats, args.budget)
-                naive_ms = seconds * 1000
-                note = f"cropped to {nw}x{nh} (multiple of 12), as released" if (nh, nw) != (h, w) else ""
-                yield Row("inference", name, size, "naive (released code)", naive_ms, runs, nh * nw / 1e6, peak, 1.0, note)
+                cases[NAIVE] = lambda: naive(xn)
             for label, variant in variants:
-                enhancer = Enhancer(variant, device=device)
-                seconds, runs, peak = measure(lambda: enhancer.enhance_tensor(x), device, args.repeats, args.budget)
-                yield Row("inference", name, size, label, seconds * 1000, runs, h * w / 1e6, peak, naive_ms / (seconds * 1000))
+                cases[label] = functools.partial(Enhancer(variant, device=device).enhance_tensor, x)
+            with torch.inference_mode():
+                timings = measure_together(cases, device, args.repeats, args.budget)
+            for label, timing in timings.items():
+                pixels = nh * nw if label == NAIVE else h * w
+                ratio = timing.speedup_over(timings[NAIVE]) if NAIVE in timings else math.nan
+                note = f"cropped to {nw}x{nh} (multiple of 12), as released" if label == NAIVE and (nh, nw) != (h, w) else ""
+                yield Row("inference", name, size, label, timing.seconds * 1000, len(timing.times), pixels / 1e6,
+                          timing.peak_mb, ratio, note)
 
 
 # --------------------------------------------------------------------------- memory
@@ -280,19 +327,20 @@ def training(args: argparse.Namespace) -> Iterator[Row]:
         model = _model(name, 1).train()  # both train at full resolution, as released
         tv_weight = LossWeights.for_model(name).illumination_smoothness
         naive = NaiveTrainer(naive_from(model, 1), tv_weight).to(device)
-        seconds, runs, peak = measure(lambda: naive.step(images), device, args.train_repeats, args.budget)
-        naive_ips = TRAIN_BATCH / seconds
-        yield Row("training", name, size, "naive (released code)", seconds * 1000, runs, 0, peak, 1.0,
-                  f"{naive_ips:.2f} images/s")
-        for precision in ("fp32", "bf16"):
+        cases = {NAIVE: lambda: naive.step(images)}
+        for precision, layout in (("fp32", "channels-last"), ("fp32", "NCHW"), ("bf16", "channels-last")):
             ours = _model(name, 1).train()
             objective = TrainingObjective(ours, ZeroReferenceLoss(LossWeights.for_model(name)), precision)
-            objective = objective.to(device, memory_format=torch.channels_last)
+            memory_format = torch.channels_last if layout == "channels-last" else torch.contiguous_format
+            objective = objective.to(device, memory_format=memory_format)
+            batch = images.contiguous(memory_format=memory_format)
             optimizer = torch.optim.Adam(ours.parameters(), lr=1e-4, weight_decay=1e-4)
-            seconds, runs, peak = measure(lambda: train_step(objective, images, optimizer, grad_clip=0.1),
-                                          device, args.train_repeats, args.budget)
-            yield Row("training", name, size, f"ours (zerodce.train, {precision}, channels-last)", seconds * 1000, runs,
-                      0, peak, (TRAIN_BATCH / seconds) / naive_ips, f"{TRAIN_BATCH / seconds:.2f} images/s")
+            cases[f"ours (zerodce.train, {precision}, {layout})"] = functools.partial(
+                train_step, objective, batch, optimizer, grad_clip=0.1)
+        timings = measure_together(cases, device, args.train_repeats, args.budget)
+        for label, timing in timings.items():
+            yield Row("training", name, size, label, timing.seconds * 1000, len(timing.times), 0, timing.peak_mb,
+                      timing.speedup_over(timings[NAIVE]), f"{TRAIN_BATCH / timing.seconds:.2f} images/s")
 
 
 # --------------------------------------------------------------------------- folder
@@ -423,10 +471,10 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
     ratio(f"folder of 1080p JPEGs, {DEFAULT_MODEL}: >= 0.8x decode+encode throughput",
           _find(rows, "folder", DEFAULT_MODEL, "1920x1080 JPEG", "zerodce enhance (2 workers)"), 0.8)
     for name in list_models():
-        for precision in ("fp32", "bf16"):
-            ratio(f"training {name} ({precision}) >= 3x naive images/s",
+        for variant in ("fp32, channels-last", "fp32, NCHW", "bf16, channels-last"):
+            ratio(f"training {name} ({variant}) >= 3x naive images/s",
                   _find(rows, "training", name, f"{TRAIN_SIZE}x{TRAIN_SIZE} x{TRAIN_BATCH}",
-                        f"ours (zerodce.train, {precision}, channels-last)"), 3)
+                        f"ours (zerodce.train, {variant})"), 3)
     return out
 
 
