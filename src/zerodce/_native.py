@@ -138,7 +138,7 @@ def _run_rows(height: int, width: int, call) -> None:
 
 
 def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tensor) -> bool:
-    """Full-resolution curves: ``out = steps`` curve steps of ``x`` with the RGB groups of ``maps`` in turn.
+    """Full-resolution curves: ``steps`` curve steps of ``x`` into ``out``, the RGB groups of ``maps`` in turn.
 
     ``x``/``out`` are ``(B, 3, H, W)`` uint8 or float32, ``maps`` ``(B or 1, 3n, H, W)``
     float32, all on the CPU, any strides. Returns ``False`` (doing nothing) where
