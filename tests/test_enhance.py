@@ -135,6 +135,13 @@ class TestValues:
         assert np.abs(whole - pixels).mean() > 5  # the model does something
         assert np.abs(tiled - whole).max() <= 1
 
+    @pytest.mark.parametrize("shape", [(0, 4, 3), (4, 0, 3), (0, 5), (3, 0, 4)])
+    def test_empty_images_come_back_empty(self, enhancer, shape):
+        pixels = np.zeros(shape, np.uint8)
+        out = enhancer.enhance_array(pixels)
+        assert out.shape == pixels.shape and out.dtype == pixels.dtype
+        assert enhancer.enhance_tensor(torch.zeros(1, 3, *shape[:2])).shape == (1, 3, *shape[:2])
+
     def test_float_out_of_range_refused(self, enhancer):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             enhancer.enhance(np.full((2, 2, 3), 255.0))

@@ -157,6 +157,8 @@ class Enhancer:
         estimated for the whole image before any is applied.
         """
         check_image_tensor(x, "x")
+        if not x.numel():  # nothing to enhance (the network cannot run on an empty image)
+            return x.clone()
         out_device, out_dtype = x.device, x.dtype
         x = x.to(self.device, torch.float32)
         if self.model.scale_factor > 1 or curve_filter is not None:
@@ -189,6 +191,8 @@ class Enhancer:
         """
         if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
             raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
+        if not pixels.size:
+            return pixels.copy()
         enhanced = self._enhance_rgb8(pixels, curve_filter)
         if enhanced is not None:
             return enhanced
