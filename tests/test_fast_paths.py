@@ -150,6 +150,13 @@ class TestLowResCurves:
         assert max_diff(band, apply_curves_reference(x, full)[..., 11:30, :]) <= TOL
         assert max_diff(upsample_curves(small, (48, 60), 11, 30)[..., :50], full[..., 11:30, :]) <= TOL
 
+    def test_downscale_keeps_gradients(self, kernel):
+        x = torch.rand(1, 3, 25, 37, requires_grad=True)
+        downscale(x, 12).sum().backward()
+        plain = x.detach().clone().requires_grad_()
+        F.interpolate(F.pad(plain, (0, 11, 0, 11), mode="replicate"), scale_factor=1 / 12, mode="bilinear").sum().backward()
+        assert max_diff(x.grad, plain.grad) <= TOL and x.grad.abs().sum() > 0
+
     def test_gradients_take_the_plain_path(self):
         x = torch.rand(1, 3, 24, 24)
         small = (torch.rand(1, 3, 2, 2) * 2 - 1).requires_grad_()

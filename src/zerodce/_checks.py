@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 
-def check_image_tensor(x: torch.Tensor, name: str = "input", channels: int | None = 3) -> None:
+def check_image_tensor(x: torch.Tensor, name: str = "input", channels: int | None = 3, uint8: bool = False) -> None:
     """Raise ``ValueError`` unless ``x`` is a floating tensor of shape ``(B, C, H, W)``.
 
-    ``channels`` is the required channel count, or ``None`` for any count.
+    ``channels`` is the required channel count, or ``None`` for any count;
+    ``uint8`` also accepts 8-bit tensors (0..255).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -19,7 +20,7 @@ def check_image_tensor(x: torch.Tensor, name: str = "input", channels: int | Non
         )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} must have {channels} channels, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
+    if not (x.is_floating_point() or (uint8 and x.dtype == torch.uint8)):
         raise ValueError(
             f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}; "
             "convert 8-bit images with x.float() / 255"

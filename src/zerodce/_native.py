@@ -111,8 +111,10 @@ def _plane(t: torch.Tensor, row: int) -> _Plane:
 
 
 def _callable(x: torch.Tensor) -> bool:
-    # A trace (ONNX export) would record a ctypes call's result as a constant.
-    return x.device.type == "cpu" and not torch.jit.is_tracing() and library() is not None
+    # A trace (ONNX export) would record a ctypes call's result as a constant, and autograd
+    # cannot see through it: both take the PyTorch path.
+    return (x.device.type == "cpu" and not torch.jit.is_tracing() and not (torch.is_grad_enabled() and x.requires_grad)
+            and library() is not None)
 
 
 def _usable(x: torch.Tensor, out: torch.Tensor, curves: torch.Tensor) -> bool:

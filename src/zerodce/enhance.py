@@ -37,7 +37,7 @@ from zerodce.curves import apply_curves, apply_curves_fused, step_count
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, DCENet, create_model
-from zerodce.models._dce_net import apply_low_res_curves, downscale, padded_size
+from zerodce.models._dce_net import apply_low_res_curves
 
 #: Receptive-field radius of DCE-Net (seven 3x3 convolutions) plus a margin.
 TILE_OVERLAP = 16
@@ -216,11 +216,9 @@ class Enhancer:
             # Decoded images are read-only arrays; nothing here writes to the input.
             warnings.filterwarnings("ignore", "The given NumPy array is not writable")
             x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)[:, :3]
-        s = self.model.scale_factor
-        maps = self.model.curve_net(downscale(x, s))  # reads only the pixels it needs, converting them
+        maps, padded = self.model.estimate_low_res_curves(x)  # converts only the pixels the network reads
         if curve_filter is not None:
             maps = curve_filter(maps)
-        padded = padded_size(x.shape[-2:], s)
         out = np.empty_like(pixels)
         target = torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)[:, :3]
         steps = step_count(maps.shape[1], self.model.iterations)

@@ -112,10 +112,11 @@ class DCENet(nn.Module):
         For ``scale_factor`` 1 the maps are already full size. Otherwise the input
         is downscaled as released: padded to a multiple of the factor by edge
         replication, bilinear, ``align_corners=False``, with the scale factor
-        itself (computed by :func:`downscale` without the padded copy).
+        itself (computed by :func:`downscale` without the padded copy), which
+        also takes 8-bit ``x`` (0..255) and converts only the pixels it reads.
         """
-        check_image_tensor(x, "x")
         s = self.scale_factor
+        check_image_tensor(x, "x", uint8=s > 1)
         if s == 1:
             return self.curve_net(x), tuple(x.shape[-2:])
         return self.curve_net(downscale(x, s)), padded_size(x.shape[-2:], s)
@@ -145,7 +146,7 @@ def _conv_then_activation(block: nn.Module, x: torch.Tensor, activation: str) ->
 def _fuses_activations(x: torch.Tensor) -> bool:
     """Whether to let oneDNN apply the activations inside the convolutions (CPU float32 inference).
 
-    Measured here (docs/speed.md): 25-40% faster for the Zero-DCE++ network on one
+    Measured here (docs/speed.md): 10-40% faster for the Zero-DCE++ network on one
     thread, as the folder and video workers run it, but 20-30% slower on two,
     where PyTorch's own 1x1 convolution (a threaded matrix product) scales better.
     """
