@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_baseline import NaiveTrainer, naive_from, naive_input_size  # noqa: E402
 
 from zerodce import create_model  # noqa: E402
+from zerodce._table import format_table  # noqa: E402
 from zerodce.enhance import Enhancer  # noqa: E402
 from zerodce.losses import LossWeights, ZeroReferenceLoss  # noqa: E402
 from zerodce.models import DEFAULT_MODEL, list_models  # noqa: E402
@@ -493,12 +494,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     body = [[r.section, r.model, r.size, r.path, _fmt(r.ms, ".1f"), _fmt(r.mp_per_s if r.megapixels else None, ".2f"),
              _fmt(r.peak_mb, ".0f"), _ratio(r.ratio),
              str(r.runs), r.note] for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
-    widths = [max([len(h)] + [len(row[i]) for row in body]) for i, h in enumerate(headers)]
-    fmt = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(row) for row in body])
+    return format_table(headers, body, markdown=markdown, align="llll" + "r" * 5 + "l")
 
 
 def machine(args: argparse.Namespace) -> dict[str, str]:

@@ -46,6 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+from zerodce._table import format_table as _format_table
 from zerodce._device import resolve_device
 from zerodce.curves import apply_curves
 from zerodce.data import ImageFolder, find_images, split
@@ -605,13 +606,11 @@ def format_table(row: dict[str, float]) -> str:
 
     Example:
         >>> row = {f"{s}_{k}": 0.5 for s in ("train", "val") for k in ("total", *COMPONENTS)}
-        >>> print(format_table(row).splitlines()[1])
-        total                        0.500000    0.500000
+        >>> print(format_table(row).splitlines()[2])
+        total                    0.500000    0.500000
     """
-    lines = [f"{'loss':<24} {'train':>12} {'validation':>11}"]
-    for name in ("total", *COMPONENTS):
-        lines.append(f"{name:<24} {row[f'train_{name}']:>12.6f} {row[f'val_{name}']:>11.6f}")
-    return "\n".join(lines)
+    return _format_table(["loss", "train", "validation"],
+                         [[name, f"{row[f'train_{name}']:.6f}", f"{row[f'val_{name}']:.6f}"] for name in ("total", *COMPONENTS)])
 
 
 def plot_history(history: list[dict[str, float]], panel: tuple[int, int] = (300, 200)):
