@@ -3,7 +3,7 @@
 The pieces, each usable on its own, by module:
 
 * **Pairing** (:mod:`.pairing`: :func:`dataset_dirs`, :func:`find_pairs`,
-  :func:`match_folder`, :func:`find_images`): low-light inputs and ground
+  :func:`match_folder`, :func:`find_photos`): low-light inputs and ground
   truth matched by file stem; photos without ground truth listed.
 * **Scoring** (:mod:`.scoring`): methods (:data:`Method`: a model as
   ``zerodce enhance`` runs it, :func:`model_method`; the classical
@@ -28,7 +28,7 @@ from zerodce.evaluate.no_reference import (LOE_SIDE, NO_REFERENCE_FIELDS, ImageC
                                            NoReferenceResult, NoReferenceScore, clipped_fraction,
                                            evaluate_no_reference, lightness_order_error, mean_brightness,
                                            noise_level, score_image)
-from zerodce.evaluate.pairing import (LAYOUTS, Pair, PairingError, dataset_dirs, find_images, find_pairs,
+from zerodce.evaluate.pairing import (LAYOUTS, Pair, PairingError, dataset_dirs, find_photos, find_pairs,
                                       match_folder, natural_key)
 from zerodce.evaluate.reports import (ContactSheet, format_no_reference_table, format_table, to_json, write_json,
                                       write_markdown, write_no_reference_markdown, write_text)
@@ -39,7 +39,7 @@ __all__ = [
     "LAYOUTS", "LOE_SIDE", "NO_REFERENCE_FIELDS", "ContactSheet", "Evaluation", "ImageCallback", "ImageScore",
     "Method", "MethodResult", "NoReferenceEvaluation", "NoReferenceResult", "NoReferenceScore", "Pair",
     "PairCallback", "PairingError", "baseline_methods", "clipped_fraction", "dataset_dirs", "evaluate",
-    "evaluate_no_reference", "find_images", "find_pairs", "folder_method", "format_no_reference_table",
+    "evaluate_no_reference", "find_photos", "find_pairs", "folder_method", "format_no_reference_table",
     "format_table", "lightness_order_error", "match_folder", "mean_brightness", "model_method", "natural_key",
     "noise_level", "read_rgb8", "run_methods", "score_image", "to_json", "to_rgb8", "write_json", "write_markdown",
     "write_no_reference_markdown", "write_text",

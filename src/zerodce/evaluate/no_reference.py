@@ -179,7 +179,7 @@ def evaluate_no_reference(
     """Score the inputs and every method's outputs without a ground truth.
 
     Args:
-        pairs: photos from :func:`~zerodce.evaluate.find_images` (``low`` is the photo).
+        pairs: photos from :func:`~zerodce.evaluate.find_photos` (``low`` is the photo).
         methods: display name -> :data:`~zerodce.evaluate.Method`, in table order.
         on_image: sees each photo's images (e.g. to add a :class:`~zerodce.evaluate.ContactSheet` row).
         progress: show a progress bar on stderr.

@@ -9,10 +9,12 @@ its partner: a missing one is a :class:`PairingError` naming it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from zerodce.data import find_images
 from zerodce.io import FORMATS
 
 #: Sub-folders of a dataset root, ``(low, ground truth)``, tried in order (case-insensitive):
@@ -38,7 +40,7 @@ class Pair:
     """One evaluation sample: its name (the input's stem), input and ground-truth files.
 
     ``low`` is ``None`` when only finished outputs are scored; ``high`` is ``None``
-    for photos without a ground truth (:func:`find_images`).
+    for photos without a ground truth (:func:`find_photos`).
     """
 
     name: str
@@ -85,18 +87,14 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def _images(folder: Path) -> list[Path]:
-    """Image files of ``folder`` (not recursive, hidden files left out), sorted by name."""
-    return [p for p in sorted(folder.iterdir())
-            if p.suffix.lower() in FORMATS and not p.name.startswith(".") and p.is_file()]
-
-
 def _index(folder: Path) -> dict[str, Path]:
     """Images of ``folder`` (not recursive) by pairing key; two images with one key are an error."""
     if not folder.is_dir():
         raise PairingError(f"{folder} is not a folder")
     index: dict[str, Path] = {}
-    for path in _images(folder):
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in FORMATS or path.name.startswith(".") or not path.is_file():
+            continue
         key = _ROLE_PREFIX.sub("", path.stem)
         if key in index:
             raise PairingError(f"{index[key].name} and {path.name} in {folder} pair with the same images; keep one")
@@ -134,32 +132,29 @@ def find_pairs(low: str | Path | None, high: str | Path) -> list[Pair]:
     return [Pair(low_index[key].stem, low_index[key], high_index[key]) for key in sorted(low_index, key=natural_key)]
 
 
-def find_images(sources: Sequence[str | Path]) -> list[Pair]:
-    """Photos without ground truth: image files and the images of folders (not recursive), in order.
+def find_photos(sources: Sequence[str | Path]) -> list[Pair]:
+    """Photos without ground truth: image files, and the images under folders (recursive), in order.
 
-    Names are the file stems; with several sources, a folder's images are named
-    ``folder/stem`` so that two folders' ``1.png`` stay apart.
+    Files are found by :func:`zerodce.data.find_images`, as training finds them.
+    A photo is named by its path under its folder without the extension (a file
+    given by itself: its stem); with several sources, a folder's photos are
+    named ``folder/...`` so that two folders' ``1.png`` stay apart.
 
     Raises:
-        PairingError: a source that is neither an image file nor a folder with
-            images, or two images with one name.
+        ValueError: a source that does not exist or holds no image (:class:`PairingError`:
+            two photos with one name).
     """
     pairs: list[Pair] = []
     for source in map(Path, sources):
-        if source.is_dir():
-            files = sorted(_images(source), key=lambda p: natural_key(p.name))
-            if not files:
-                raise PairingError(f"no images in {source} (looked for {', '.join(sorted(FORMATS))})")
-            prefix = f"{source.name}/" if len(sources) > 1 else ""
-            pairs += [Pair(prefix + path.stem, path, None) for path in files]
-        elif source.is_file():
+        files = find_images([source])
+        if source.is_file():
             pairs.append(Pair(source.stem, source, None))
-        else:
-            raise PairingError(f"{source} is not an image file or a folder")
-    names = [p.name for p in pairs]
-    twice = sorted({n for n in names if names.count(n) > 1}, key=natural_key)
+            continue
+        prefix = f"{source.name}/" if len(sources) > 1 else ""
+        pairs += [Pair(prefix + path.relative_to(source).with_suffix("").as_posix(), path, None) for path in files]
+    twice = sorted((name for name, n in Counter(p.name for p in pairs).items() if n > 1), key=natural_key)
     if twice:
-        raise PairingError(f"two inputs are named {', '.join(twice)}; give them from different folders")
+        raise PairingError(f"two photos are named {', '.join(twice)}; give them from different folders")
     return pairs
 
 
