@@ -1,4 +1,4 @@
-"""Evaluation: pairing, layouts, scoring, reports, the ``zerodce eval`` command."""
+"""Evaluation: pairing, layouts, scoring, no-reference scores, reports, the ``zerodce eval`` command."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, shared_path
 
+from PIL import Image
+
 from zerodce.baselines import gamma_correction
 from zerodce.cli import main
 from zerodce.enhance import Enhancer
-from zerodce.evaluate import (ContactSheet, ImageScore, MethodResult, PairingError, baseline_methods, dataset_dirs,
-                              evaluate, find_pairs, folder_method, format_table, model_method, read_rgb8, to_json)
+from zerodce.evaluate import (LOE_SIDE, ContactSheet, ImageScore, MethodResult, PairingError, baseline_methods,
+                              clipped_fraction, dataset_dirs, evaluate, evaluate_no_reference, find_pairs, find_photos,
+                              folder_method, format_table, lightness_order_error, mean_brightness, model_method,
+                              noise_level, read_rgb8, to_json)
 from zerodce.io import pixels_to_tensor, read_image, write_image
 from zerodce.metrics import psnr, ssim
 from zerodce.models import create_model
@@ -124,7 +128,7 @@ class TestEvaluate:
         evaluation = evaluate(pairs, baseline_methods())
         assert evaluation.failures == []
         identity, gamma = evaluation.results[0], evaluation.results[1]
-        for pair, score in zip(pairs, identity.images):
+        for pair, score in zip(pairs, identity.images, strict=True):
             low, high = read_rgb8(pair.low), read_rgb8(pair.high)
             assert score == ImageScore(pair.name, psnr(low, high), ssim(low, high))
         expected = np.mean([psnr(gamma_correction(read_rgb8(p.low)), read_rgb8(p.high)) for p in pairs])
@@ -136,7 +140,7 @@ class TestEvaluate:
         enhancer = Enhancer("zero_dce_pp", checkpoint=checkpoint, device="cpu")
         seen = []
         result = evaluate(pairs, {"m": model_method(enhancer)}, on_pair=lambda *args: seen.append(args)).results[0]
-        for (name, low, outputs, high), score in zip(seen, result.images):
+        for (name, low, outputs, high), score in zip(seen, result.images, strict=True):
             y = enhancer.enhance_tensor(pixels_to_tensor(low))[0].permute(1, 2, 0).numpy()
             np.testing.assert_array_equal(outputs[0], np.round(np.clip(y * 255, 0, 255)).astype(np.uint8))
             assert score.psnr == pytest.approx(psnr(outputs[0], high))
@@ -162,6 +166,115 @@ class TestEvaluate:
         assert evaluation.failures[0].startswith("2: cannot read") and "2.png" in evaluation.failures[0]
         assert evaluation.failures[1].startswith("10: ") and "24x16 but its ground truth" in evaluation.failures[1]
         assert all([s.name for s in r.images] == ["1"] for r in evaluation.results)
+
+
+    def test_well_exposed_scores_outputs_against_their_inputs(self, dataset):
+        pairs = find_pairs(*dataset_dirs(dataset))
+        methods = baseline_methods()
+        evaluation = evaluate(pairs, methods, well_exposed=["identity", "gamma 1/2.2"])
+        identity, gamma, he = evaluation.results[:3]
+        assert [s.name for s in identity.well_exposed] == [p.name for p in pairs]
+        assert all(s.psnr == math.inf and s.ssim == pytest.approx(1.0) for s in identity.well_exposed)
+        for pair, score in zip(pairs, gamma.well_exposed, strict=True):
+            high = read_rgb8(pair.high)
+            assert score.psnr == pytest.approx(psnr(gamma_correction(high), high))
+            assert score.ssim == pytest.approx(ssim(gamma_correction(high), high))
+        assert he.well_exposed == [] and math.isnan(he.well_exposed_psnr)
+        assert "well_exposed" in to_json([gamma]) and "well_exposed" not in to_json([he])
+        assert "well-exposed PSNR" in format_table(evaluation.results).splitlines()[0]
+        with pytest.raises(ValueError, match="not evaluated: nope"):
+            evaluate(pairs, methods, well_exposed=["nope"])
+
+
+class TestNoReference:
+    @staticmethod
+    def _gray(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values.astype(np.uint8)[..., None], 3, axis=2)
+
+    def test_loe_identity_is_zero_and_reversal_counts_every_changed_pair(self):
+        # 40x60: no downsampling (shorter side <= LOE_SIDE), and more pixels than one comparison chunk.
+        values = np.random.default_rng(0).integers(0, 256, (40, 60))
+        image = self._gray(values)
+        assert lightness_order_error(image, image) == 0.0
+        assert lightness_order_error(image, self._gray(values // 2 + 100)) > 0  # ties made by rounding count
+        assert lightness_order_error(self._gray(values % 150), self._gray(values % 150 + 100)) == 0.0
+        # Reversed: every pair of different lightness changes order, equal ones do not.
+        counts = np.bincount(values.ravel(), minlength=256)
+        expected = float(np.sum(counts * (values.size - counts)) / values.size)
+        assert lightness_order_error(image, 255 - image) == pytest.approx(expected)
+        assert expected > 0.99 * values.size - 1
+
+    def test_loe_lightness_is_the_channel_maximum(self):
+        rng = np.random.default_rng(1)
+        image = rng.integers(0, 256, (30, 30, 3)).astype(np.uint8)
+        shuffled = image[..., rng.permutation(3)]  # same max per pixel, other channels
+        assert lightness_order_error(image, shuffled) == 0.0
+        assert lightness_order_error(image, 255 - image) > 100
+
+    def test_loe_downsamples_by_area_to_the_shorter_side(self):
+        assert LOE_SIDE == 50
+        rng = np.random.default_rng(2)
+        small = self._gray(rng.integers(0, 256, (50, 75)))
+        changed = self._gray(rng.integers(0, 256, (50, 75)))
+        up = lambda im: np.repeat(np.repeat(im, 2, axis=0), 2, axis=1)  # noqa: E731  2x2 blocks average to themselves
+        assert lightness_order_error(up(small), up(changed)) == pytest.approx(lightness_order_error(small, changed))
+        with pytest.raises(ValueError, match="differ in size"):
+            lightness_order_error(small, up(small))
+        with pytest.raises(ValueError, match="8-bit RGB"):
+            lightness_order_error(small[..., 0], small[..., 0])
+
+    def test_noise_estimate_grows_with_added_noise(self):
+        rng = np.random.default_rng(3)
+        ramp = np.tile(np.linspace(60, 190, 256)[None, :, None], (256, 1, 3))
+        estimates = [noise_level(np.clip(np.round(ramp + rng.normal(0, sigma, ramp.shape)), 0, 255).astype(np.uint8))
+                     for sigma in (0, 4, 12)]
+        assert estimates[0] < 1.0 < estimates[1] < estimates[2]
+        assert estimates[1] == pytest.approx(4, rel=0.15) and estimates[2] == pytest.approx(12, rel=0.1)
+
+    def test_clipped_fraction_and_brightness_exact(self):
+        image = np.full((4, 5, 3), 128, np.uint8)
+        image[0, 0, 2] = 255  # one channel blown
+        image[1, 1] = 0  # crushed
+        image[2, 2] = (0, 255, 7)  # both, counted once
+        image[3, 3, 0] = 254  # not clipped
+        assert clipped_fraction(image) == 3 / 20
+        assert mean_brightness(np.full((3, 3, 3), 128, np.uint8)) == 128 / 255
+        half = np.zeros((2, 2, 3), np.uint8)
+        half[0] = 255
+        assert mean_brightness(half) == 0.5
+        color = np.full((2, 2, 3), (200, 30, 90), np.uint8)
+        assert mean_brightness(color) == np.asarray(Image.fromarray(color).convert("L")).mean() / 255
+
+    def test_find_photos(self, tmp_path):
+        _write_folder(tmp_path / "a", _images(0, 0.3))
+        _write_folder(tmp_path / "a" / "sub", {"1": np.zeros((4, 4, 3), np.uint8)})
+        write_image(tmp_path / "one.png", np.zeros((4, 4, 3), np.uint8))
+        assert [p.name for p in find_photos([tmp_path / "a"])] == ["1", "2", "10", "sub/1"]
+        pairs = find_photos([tmp_path / "a", tmp_path / "one.png"])
+        assert [p.name for p in pairs] == ["a/1", "a/2", "a/10", "a/sub/1", "one"]
+        assert all(p.high is None and p.low.is_file() for p in pairs)
+        _write_folder(tmp_path / "b" / "a", {"1": np.zeros((4, 4, 3), np.uint8)})
+        with pytest.raises(PairingError, match="two photos are named a/1"):
+            find_photos([tmp_path / "a", tmp_path / "b" / "a"])
+        with pytest.raises(ValueError, match="not found"):
+            find_photos([tmp_path / "missing"])
+
+    def test_evaluate_no_reference(self, dataset):
+        pairs = find_photos([dataset / "eval15" / "low"])
+        (dataset / "eval15" / "low" / "2.png").write_bytes(b"broken")
+        evaluation = evaluate_no_reference(pairs, baseline_methods())
+        assert [r.method for r in evaluation.results] == ["input", "identity", "gamma 1/2.2", "HE", "CLAHE"]
+        assert len(evaluation.failures) == 1 and evaluation.failures[0].startswith("2: cannot read")
+        inputs, identity, gamma = evaluation.results[:3]
+        assert [s.name for s in inputs.images] == ["1", "10"] and all(s.loe is None for s in inputs.images)
+        assert all(s.loe == 0.0 for s in identity.images)
+        for pair, score in zip([p for p in pairs if p.name != "2"], gamma.images, strict=True):
+            out = gamma_correction(read_rgb8(pair.low))
+            assert score.loe == lightness_order_error(read_rgb8(pair.low), out)
+            assert (score.noise, score.brightness, score.clipped) == (noise_level(out), mean_brightness(out),
+                                                                      clipped_fraction(out))
+        assert gamma.mean("brightness") == pytest.approx(np.mean([s.brightness for s in gamma.images]))
+        assert math.isnan(inputs.mean("loe")) and gamma.mean("brightness") > inputs.mean("brightness")
 
 
 class TestReports:
@@ -243,23 +356,86 @@ class TestCLI:
         assert main(["eval", "--high", str(high), "--enhanced", str(high), "--json", str(tmp_path / "r.json")]) == 0
         assert json.loads((tmp_path / "r.json").read_text())["mean"] == {"psnr": None, "ssim": 1.0}
 
+    def test_scores_what_enhance_writes(self, dataset, checkpoint, tmp_path):
+        """eval runs each model as ``zerodce enhance`` does: the decoded file in, the written pixels scored."""
+        low = dataset / "eval15" / "low"
+        # A 16-bit gray input: made 8-bit RGB before enhancing, its output would differ.
+        write_image(low / "2.png", np.random.default_rng(3).integers(0, 12000, SIZE).astype(np.uint16))
+        out = tmp_path / "enhanced"
+        model = ["--checkpoint", str(checkpoint), "--device", "cpu"]
+        assert main(["enhance", str(low), "-o", str(out), *model]) == 0
+        assert main(["eval", str(dataset), *model, "--json", str(tmp_path / "model.json")]) == 0
+        assert main(["eval", str(dataset), "--enhanced", str(out), "--json", str(tmp_path / "files.json")]) == 0
+        by_model = json.loads((tmp_path / "model.json").read_text())
+        assert by_model == json.loads((tmp_path / "files.json").read_text())
+        converted_first = Enhancer("zero_dce_pp", checkpoint=checkpoint, device="cpu").enhance_array(
+            read_rgb8(low / "2.png"))
+        assert by_model["images"][1]["name"] == "2"
+        assert by_model["images"][1]["psnr"] != pytest.approx(psnr(converted_first, read_rgb8(dataset / "eval15" / "high" / "2.png")))
+
+    def test_compare_entries_carry_settings(self, dataset, checkpoint, tmp_path):
+        other = tmp_path / "other.safetensors"
+        save_safetensors(create_model("zero_dce_pp").state_dict(), other)
+        code = main(["eval", str(dataset), "--checkpoint", str(checkpoint), "--device", "cpu", "--strength", "0.7",
+                     "--compare", f"zero_dce_pp={checkpoint},strength=0.5", "--compare", f"zero_dce_pp={other}",
+                     "--json", str(tmp_path / "r.json")])
+        assert code == 0
+        methods = json.loads((tmp_path / "r.json").read_text())["methods"]
+        assert [m["method"] for m in methods] == [f"zero_dce_pp ({checkpoint.name}, strength 0.7)",
+                                                  f"zero_dce_pp ({checkpoint.name}, strength 0.5)",
+                                                  f"zero_dce_pp ({other.name}, strength 0.7)"]  # inherited
+        pairs = find_pairs(*dataset_dirs(dataset))
+        for method, (weights, strength) in zip(methods, [(checkpoint, 0.7), (checkpoint, 0.5), (other, 0.7)], strict=True):
+            enhancer = Enhancer("zero_dce_pp", checkpoint=weights, device="cpu", strength=strength)
+            expected = [psnr(enhancer.enhance_array(read_rgb8(p.low)), read_rgb8(p.high)) for p in pairs]
+            assert [im["psnr"] for im in method["images"]] == pytest.approx(expected)
+
+    def test_no_reference(self, dataset, checkpoint, tmp_path, capsys):
+        low = dataset / "eval15" / "low"
+        code = main(["eval", "--no-reference", str(low), "--checkpoint", str(checkpoint), "--device", "cpu",
+                     "--baselines", "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
+                     "--grid", str(tmp_path / "sheet.png"), "--grid-width", "30"])
+        assert code == 0
+        methods = json.loads((tmp_path / "r.json").read_text())["methods"]
+        assert [m["method"] for m in methods] == ["input", "zero_dce_pp (random_pp.safetensors)", "identity",
+                                                  "gamma 1/2.2", "HE", "CLAHE"]
+        assert [im["name"] for im in methods[0]["images"]] == ["1", "2", "10"]
+        assert methods[0]["mean"]["loe"] is None and methods[2]["mean"]["loe"] == 0.0
+        image = read_rgb8(low / "10.png")
+        assert methods[0]["images"][2] == {"name": "10", "loe": None, "noise": noise_level(image),
+                                           "brightness": mean_brightness(image), "clipped": clipped_fraction(image)}
+        assert methods[3]["images"][2]["loe"] == lightness_order_error(image, gamma_correction(image))
+        # input | model | 4 baselines, 3 rows of 30x20 thumbnails under the header
+        assert read_image(tmp_path / "sheet.png").pixels.shape == (ContactSheet.HEADER + 3 * 20, 6 * 30, 3)
+        assert "| 10    | gamma 1/2.2 " in (tmp_path / "r.md").read_text()
+        stdout = capsys.readouterr().out
+        assert stdout.splitlines()[2].split()[:2] == ["input", "-"]
+
     @pytest.mark.parametrize("argv, message", [
         (["--low", "a", "--high", "b", "ROOT"], "not both"),
         ([], "give a dataset ROOT"),
         (["--high", "b"], "give --low DIR"),
         (["ROOT", "--enhanced", "x", "--checkpoint", "c"], "--compare NAME=CHECKPOINT"),
         (["ROOT", "--compare", "zero_dce", "--compare", "zero_dce"], "zero_dce is given twice"),
+        (["ROOT", "--compare", "zero_dce,strength=-1"], "--compare zero_dce,strength=-1: argument --strength: must be >= 0"),
+        (["ROOT", "--no-reference", "x"], "leave out ROOT"),
+        (["--high", "b", "--enhanced", "x", "--well-exposed"], "--well-exposed needs a model or --baselines"),
     ])
     def test_usage_errors(self, argv, message, capsys):
         assert main(["eval", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
 
-    def test_unknown_compare_model(self, capsys):
+    @pytest.mark.parametrize("spec, message", [
+        ("nope=x.pth", "known models: zero_dce, zero_dce_pp"),
+        ("zero_dce_pp,foo=1", "'foo=1' is not a setting; use plain, default or strength=VALUE"),
+        ("zero_dce_pp,strength", "'strength' is not a setting"),
+    ])
+    def test_bad_compare_spec(self, spec, message, capsys):
         with pytest.raises(SystemExit) as exc:
-            main(["eval", "ROOT", "--compare", "nope=x.pth"])
+            main(["eval", "ROOT", "--compare", spec])
         assert exc.value.code == 2
-        assert "known models: zero_dce, zero_dce_pp" in capsys.readouterr().err
+        assert message in capsys.readouterr().err
 
     def test_bad_file_exit_code(self, dataset, checkpoint, tmp_path, capsys):
         (dataset / "eval15" / "high" / "2.png").write_bytes(b"")

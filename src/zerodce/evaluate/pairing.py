@@ -133,7 +133,7 @@ def find_pairs(low: str | Path | None, high: str | Path) -> list[Pair]:
 
 
 def find_photos(sources: Sequence[str | Path]) -> list[Pair]:
-    """Photos without ground truth: image files, and the images under folders (recursive), in order.
+    """Photos without ground truth: image files, and the images under folders (recursive), in natural name order.
 
     Files are found by :func:`zerodce.data.find_images`, as training finds them.
     A photo is named by its path under its folder without the extension (a file
@@ -151,7 +151,8 @@ def find_photos(sources: Sequence[str | Path]) -> list[Pair]:
             pairs.append(Pair(source.stem, source, None))
             continue
         prefix = f"{source.name}/" if len(sources) > 1 else ""
-        pairs += [Pair(prefix + path.relative_to(source).with_suffix("").as_posix(), path, None) for path in files]
+        names = {path: prefix + path.relative_to(source).with_suffix("").as_posix() for path in files}
+        pairs += [Pair(names[path], path, None) for path in sorted(files, key=lambda p: natural_key(names[p]))]
     twice = sorted((name for name, n in Counter(p.name for p in pairs).items() if n > 1), key=natural_key)
     if twice:
         raise PairingError(f"two photos are named {', '.join(twice)}; give them from different folders")
