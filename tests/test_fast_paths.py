@@ -15,10 +15,11 @@ import torch.nn.functional as F
 import zerodce.curves
 import zerodce.models._dce_net
 from zerodce import _native, create_model
-from zerodce.curves import apply_curves, apply_curves_fused, apply_curves_reference, is_channels_last
+from zerodce.curves import (apply_curves, apply_curves_fused, apply_curves_reference, apply_low_res_curves,
+                            is_channels_last, upsample_curves)
 from zerodce.enhance import Enhancer
 from zerodce.io import pixels_to_tensor, tensor_to_pixels
-from zerodce.models._dce_net import apply_low_res_curves, downscale, upsample_curves
+from zerodce.models._dce_net import downscale
 
 TOL = 1e-4
 

@@ -45,7 +45,7 @@ from zerodce._checks import check_image_tensor
 from zerodce._extras import import_extra
 from zerodce.curves import apply_curves, apply_curves_reference
 from zerodce.models import DCENet, create_model, get_model_spec, list_models
-from zerodce.models._dce_net import apply_low_res_curves, upsample_curves
+from zerodce.curves import apply_low_res_curves, upsample_curves
 
 Graph = Literal["curves", "enhanced"]
 GRAPHS: tuple[Graph, ...] = ("curves", "enhanced")
