@@ -58,8 +58,8 @@ def fused_block_rows(x: torch.Tensor) -> int:
     return max(1, FUSED_BLOCK_ELEMENTS // (b * c * w))
 
 
-def _check_curves(x: torch.Tensor, curves: torch.Tensor) -> None:
-    check_image_tensor(x, "x", uint8=True)
+def _check_curves(x: torch.Tensor, curves: torch.Tensor, uint8: bool = False) -> None:
+    check_image_tensor(x, "x", uint8=uint8)
     check_image_tensor(curves, "curves", channels=None)
     if curves.shape[1] % 3 != 0:
         raise ValueError(f"curves must have 3*n channels, got shape {tuple(curves.shape)}")
@@ -141,10 +141,10 @@ def apply_curves_fused(
         >>> y8.dtype, bool((y8.float() / 255 - apply_curves_reference(x8.float() / 255, a[:1])).abs().max() <= 0.5 / 255)
         (torch.uint8, True)
     """
-    _check_curves(x, curves)
+    _check_curves(x, curves, uint8=True)
     float_dtype = torch.float32 if x.dtype == torch.uint8 else x.dtype
     if curves.dtype != float_dtype:
-        raise ValueError(f"curves must be {float_dtype} for x of {x.dtype}, got {curves.dtype}")
+        raise ValueError(f"curves must have dtype {float_dtype} for x of dtype {x.dtype}, got {curves.dtype}")
     b, c, h, w = x.shape
     b = torch.broadcast_shapes((b,), curves.shape[:1])[0]
     # Work in x's memory layout (images decoded from files are channels-last): operands of
@@ -217,7 +217,7 @@ def curve_gain(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> to
         >>> round(curve_gain(x, torch.ones(1, 3, 1, 1), iterations=1).item(), 3)  # 1 + (1 - 0.2)
         1.8
     """
-    _check_curves(x, curves)
+    _check_curves(x, curves, uint8=True)
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x
     slope = torch.ones_like(x)
     for alpha in _steps(curves, iterations):
@@ -251,7 +251,8 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
     or the dtypes differ; both give the same values within float rounding.
 
     Args:
-        x: image, float ``(B, 3, H, W)`` in [0, 1].
+        x: image, float ``(B, 3, H, W)`` in [0, 1], or uint8 (0..255; the result is
+            then uint8 too, rounded half to even, and float32 curves are needed).
         curves: the paper's ``alpha`` maps, ``(B, 3, H, W)`` or ``(B, 3*n, H, W)``,
             values in [-1, 1]. A 3-channel map is applied ``iterations`` times
             (Zero-DCE++); a ``3*n``-channel map applies its ``n`` RGB groups in
@@ -259,7 +260,7 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
         iterations: number of steps for a 3-channel map.
 
     Returns:
-        The enhanced image, ``(B, 3, H, W)``, in [0, 1].
+        The enhanced image, ``(B, 3, H, W)``, in [0, 1] (0..255 for uint8).
 
     Example:
         >>> x = torch.full((1, 3, 2, 2), 0.2)
@@ -269,6 +270,8 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
         True
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or curves.requires_grad)
+    if x.dtype == torch.uint8 and curves.dtype == torch.float32:
+        return apply_curves_fused(x, curves, iterations)
     if needs_grad or x.dtype != curves.dtype:
         return apply_curves_reference(x, curves, iterations)
     return apply_curves_fused(x, curves, iterations)

@@ -260,6 +260,7 @@ class OnnxRuntimeModel:
             raise ExportError("this ONNX file holds the 'enhanced' graph; export it with --graph curves to use it as a backend")
         s = self.scale_factor
         h, w = x.shape[-2:]
+        x = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # the graph takes float, as zerodce.io converts
         curves = torch.from_numpy(self.run(x)).to(x.device)
         return curves, ((h + s - 1) // s * s, (w + s - 1) // s * s)
 

@@ -112,11 +112,13 @@ class DCENet(nn.Module):
         is downscaled as released: padded to a multiple of the factor by edge
         replication, bilinear, ``align_corners=False``, with the scale factor
         itself (computed by :func:`downscale` without the padded copy), which
-        also takes 8-bit ``x`` (0..255) and converts only the pixels it reads.
+        also takes 8-bit ``x`` (0..255) and converts only the pixels it reads
+        (at ``scale_factor`` 1, 8-bit ``x`` is converted whole).
         """
         s = self.scale_factor
-        check_image_tensor(x, "x", uint8=s > 1)
+        check_image_tensor(x, "x", uint8=True)
         if s == 1:
+            x = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # as zerodce.io converts
             return self.curve_net(x), tuple(x.shape[-2:])
         return self.curve_net(downscale(x, s)), padded_size(x.shape[-2:], s)
 
