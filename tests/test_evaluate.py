@@ -179,6 +179,10 @@ class TestEvaluate:
             high = read_rgb8(pair.high)
             assert score.psnr == pytest.approx(psnr(gamma_correction(high), high))
             assert score.ssim == pytest.approx(ssim(gamma_correction(high), high))
+        # Pooled over the images: the PSNR of all of them side by side (they have one size).
+        highs = [read_rgb8(p.high) for p in pairs]
+        assert gamma.well_exposed_psnr == pytest.approx(psnr(np.concatenate([gamma_correction(h) for h in highs]),
+                                                             np.concatenate(highs)))
         assert he.well_exposed == [] and math.isnan(he.well_exposed_psnr)
         assert "well_exposed" in to_json([gamma]) and "well_exposed" not in to_json([he])
         assert "well-exposed PSNR" in format_table(evaluation.results).splitlines()[0]

@@ -33,14 +33,15 @@ from zerodce.evaluate.pairing import (LAYOUTS, Pair, PairingError, dataset_dirs,
 from zerodce.evaluate.reports import (ContactSheet, format_no_reference_table, format_table, to_json, write_json,
                                       write_markdown, write_no_reference_markdown, write_text)
 from zerodce.evaluate.scoring import (Evaluation, ImageScore, Method, MethodResult, PairCallback, baseline_methods,
-                                      evaluate, folder_method, model_method, read_rgb8, run_methods, to_rgb8)
+                                      evaluate, folder_method, model_method, pooled_psnr, read_rgb8, run_methods,
+                                      to_rgb8)
 
 __all__ = [
     "LAYOUTS", "LOE_SIDE", "NO_REFERENCE_FIELDS", "ContactSheet", "Evaluation", "ImageCallback", "ImageScore",
     "Method", "MethodResult", "NoReferenceEvaluation", "NoReferenceResult", "NoReferenceScore", "Pair",
     "PairCallback", "PairingError", "baseline_methods", "clipped_fraction", "dataset_dirs", "evaluate",
-    "evaluate_no_reference", "find_photos", "find_pairs", "folder_method", "format_no_reference_table",
+    "evaluate_no_reference", "find_pairs", "find_photos", "folder_method", "format_no_reference_table",
     "format_table", "lightness_order_error", "match_folder", "mean_brightness", "model_method", "natural_key",
-    "noise_level", "read_rgb8", "run_methods", "score_image", "to_json", "to_rgb8", "write_json", "write_markdown",
-    "write_no_reference_markdown", "write_text",
+    "noise_level", "pooled_psnr", "read_rgb8", "run_methods", "score_image", "to_json", "to_rgb8", "write_json",
+    "write_markdown", "write_no_reference_markdown", "write_text",
 ]

@@ -55,8 +55,9 @@ def format_table(results: Sequence[MethodResult], *, per_image: bool = True, mar
     One method: a row per image and a ``mean`` row. Several: a row per method
     (the comparison), then, with ``per_image``, a row per image with a PSNR and
     an SSIM column per method. Where well-exposed inputs were scored
-    (:attr:`MethodResult.well_exposed`), their PSNR and SSIM follow in two more
-    columns (``-`` for a method without them, such as a folder of outputs).
+    (:attr:`MethodResult.well_exposed`), their PSNR (pooled over the images:
+    :attr:`MethodResult.well_exposed_psnr`) and SSIM follow in two more columns
+    (``-`` for a method without them, such as a folder of outputs).
 
     Example:
         >>> r = MethodResult("ours", [ImageScore("1", 20.0, 0.5)])
@@ -67,7 +68,7 @@ def format_table(results: Sequence[MethodResult], *, per_image: bool = True, mar
         mean       20.00  0.5000
     """
     exposed = any(r.well_exposed for r in results)
-    extra = ["well-exposed PSNR (dB)", "well-exposed SSIM"] if exposed else []
+    extra = ["well-exposed PSNR (dB, pooled)", "well-exposed SSIM"] if exposed else []
 
     def mean_cells(r: MethodResult) -> list[str]:
         well = ImageScore("mean", r.well_exposed_psnr, r.well_exposed_ssim) if r.well_exposed else None
@@ -93,7 +94,8 @@ def format_table(results: Sequence[MethodResult], *, per_image: bool = True, mar
 
 def write_markdown(path: str | Path, results: Sequence[MethodResult], title: str = "Evaluation") -> None:
     """A Markdown report: a heading, the comparison table and the per-image table."""
-    exposed = (" The well-exposed columns score each method fed the ground truths themselves, output against input."
+    exposed = (" The well-exposed columns score each method fed the ground truths themselves, output against input "
+               "(PSNR of the mean squared error over the images, finite where some come back unchanged)."
                if any(r.well_exposed for r in results) else "")
     write_text(path, f"# {title}\n\nPSNR in dB and SSIM against the ground truth, 8-bit RGB.{exposed}\n\n"
                      f"{format_table(results, markdown=True)}\n")

@@ -112,8 +112,24 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def _scores_dict(scores: Sequence[ImageScore]) -> dict:
-    return {"mean": {"psnr": json_number(_mean([s.psnr for s in scores])), "ssim": _mean([s.ssim for s in scores])},
+def pooled_psnr(values: Sequence[float]) -> float:
+    """PSNR of the mean squared error over images, from their PSNRs (nan without any).
+
+    Unlike the mean of PSNRs it stays finite when some images match exactly
+    (their error is 0, their PSNR inf), and it is never above that mean.
+
+    Example:
+        >>> round(pooled_psnr([20.0, float("inf")]), 2)  # half the error of one 20 dB image
+        23.01
+    """
+    if not len(values):
+        return math.nan
+    mean_error = float(np.mean([10.0 ** (-v / 10.0) for v in values]))  # MSE / 255**2
+    return math.inf if mean_error == 0 else -10.0 * math.log10(mean_error)
+
+
+def _scores_dict(scores: Sequence[ImageScore], mean_psnr: float) -> dict:
+    return {"mean": {"psnr": json_number(mean_psnr), "ssim": _mean([s.ssim for s in scores])},
             "images": [{"name": s.name, "psnr": json_number(s.psnr), "ssim": s.ssim} for s in scores]}
 
 
@@ -141,8 +157,9 @@ class MethodResult:
 
     @property
     def well_exposed_psnr(self) -> float:
-        """Mean PSNR in dB of the outputs for well-exposed inputs against those inputs (nan if not measured)."""
-        return _mean([s.psnr for s in self.well_exposed])
+        """PSNR in dB of the outputs for well-exposed inputs against those inputs, pooled over the
+        images (:func:`pooled_psnr`: a method may return some of them unchanged); nan if not measured."""
+        return pooled_psnr([s.psnr for s in self.well_exposed])
 
     @property
     def well_exposed_ssim(self) -> float:
@@ -152,11 +169,12 @@ class MethodResult:
     def to_dict(self) -> dict:
         """``{"mean": {"psnr", "ssim"}, "images": [{"name", "psnr", "ssim"}, ...]}``; infinite PSNR -> ``None``.
 
-        With well-exposed scores, also ``"well_exposed": {"mean": ..., "images": ...}`` of the same form.
+        With well-exposed scores, also ``"well_exposed": {"mean": ..., "images": ...}`` of the same form
+        (its mean PSNR pooled, :attr:`well_exposed_psnr`).
         """
-        data = _scores_dict(self.images)
+        data = _scores_dict(self.images, self.psnr)
         if self.well_exposed:
-            data["well_exposed"] = _scores_dict(self.well_exposed)
+            data["well_exposed"] = _scores_dict(self.well_exposed, self.well_exposed_psnr)
         return data
 
 
