@@ -19,6 +19,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NoReturn
 
 from zerodce._extras import MissingExtraError, import_extra
 from zerodce.cli import CommandError, UsageError
@@ -50,7 +51,7 @@ _WORDS = ("plain", "default")
 class _EntryParser(argparse.ArgumentParser):
     """Parses a ``--compare`` entry's settings with the very options of ``zerodce enhance``."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -62,6 +63,7 @@ def _entry_parser() -> _EntryParser:
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """Setting name (the option without ``--``) -> its action, for the enhancer options an entry may set."""
+    # Read from the parser, so that an option added to add_enhancer_options is a setting here too.
     return {action.option_strings[0][2:]: action for action in parser._actions
             if action.option_strings and action.dest not in _NOT_SETTINGS}
 
@@ -69,7 +71,7 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def _plain(parser: argparse.ArgumentParser) -> dict[str, object]:
     """``dest`` -> parsed value of the plain settings (the model as trained)."""
     options = _options(parser)
-    return {options[key].dest: options[key].type(value) for key, value in _PLAIN.items() if key in options}
+    return {options[key].dest: options[key].type(value) for key, value in _PLAIN.items()}
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def _entry_args(spec: CompareSpec, args: argparse.Namespace, parser: argparse.Ar
     for setting in spec.settings:
         if setting in _WORDS:
             values = _PLAIN if setting == "plain" else {k: str(parser.get_default(options[k].dest)) for k in _PLAIN}
-            argv += [arg for key, value in values.items() if key in options for arg in (f"--{key}", value)]
+            argv += [arg for key, value in values.items() for arg in (f"--{key}", value)]
         else:
             key, _, value = setting.partition("=")
             argv += [f"--{key}", value]
@@ -220,9 +222,11 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise UsageError("--well-exposed needs a model or --baselines to feed the ground truths to")
 
 
-def _write_outputs(args: argparse.Namespace, write_json_file, write_markdown_file, sheet: ContactSheet | None) -> None:
+def _write_outputs(args: argparse.Namespace, results: list, write_markdown_file: Callable[[str], None],
+                   sheet: ContactSheet | None) -> None:
+    """The files asked for (``--json``, ``--markdown``, ``--grid``), each named on stderr once written."""
     if args.json:
-        write_json_file(args.json)
+        write_json(args.json, results)
     if args.markdown:
         write_markdown_file(args.markdown)
     if sheet is not None:
@@ -279,12 +283,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.no_reference:
         print(format_no_reference_table(results))
-        _write_outputs(args, lambda path: write_json(path, results),
-                       lambda path: write_no_reference_markdown(path, results), sheet)
+        _write_outputs(args, results, lambda path: write_no_reference_markdown(path, results), sheet)
     else:
         print(format_table(results, per_image=len(results) == 1))
-        _write_outputs(args, lambda path: write_json(path, results),
-                       lambda path: write_markdown(path, results, title=f"Evaluation on {args.root or high}"), sheet)
+        _write_outputs(args, results, lambda path: write_markdown(path, results, title=f"Evaluation on {args.root or high}"),
+                       sheet)
     if evaluation.failures:
         print(f"zerodce eval: {len(evaluation.failures)} of {len(pairs)} images could not be evaluated "
               "and are left out of the means", file=sys.stderr)
