@@ -411,6 +411,22 @@ class TestCLI:
             assert [im["psnr"] for im in method["images"]] == pytest.approx(expected)
         assert methods[0]["mean"] != methods[1]["mean"]
 
+    def test_onnx_checkpoint_as_in_enhance(self, dataset, tmp_path):
+        from zerodce.export import export_onnx  # the test extra installs onnx and onnxruntime
+
+        model = create_model("zero_dce_pp")
+        checkpoint = tmp_path / "m.safetensors"
+        save_safetensors(model.state_dict(), checkpoint)
+        export_onnx(model, tmp_path / "m.onnx")
+        code = main(["eval", str(dataset), "--checkpoint", str(checkpoint), "--strength", "1", "--denoise", "off",
+                     "--device", "cpu", "--compare", f"zero_dce_pp={tmp_path / 'm.onnx'}",
+                     "--json", str(tmp_path / "r.json")])
+        assert code == 0
+        torch_run, onnx_run = json.loads((tmp_path / "r.json").read_text())["methods"]
+        assert onnx_run["method"] == "zero_dce_pp (m.onnx)"
+        for a, b in zip(torch_run["images"], onnx_run["images"], strict=True):
+            assert a["psnr"] == pytest.approx(b["psnr"], abs=0.05)  # onnxruntime: curves within 1e-4
+
     def test_no_reference(self, dataset, checkpoint, tmp_path, capsys):
         low = dataset / "eval15" / "low"
         code = main(["eval", "--no-reference", str(low), "--checkpoint", str(checkpoint), "--device", "cpu",
