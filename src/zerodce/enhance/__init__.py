@@ -12,10 +12,10 @@ Every input takes ONE pipeline (:meth:`Enhancer.enhance_tensor`; 8-bit images
 stay 8-bit throughout, everything else is float):
 
 1. **curves**: the network estimates the curve maps (:meth:`Enhancer.curves`);
-   video smooths them over time here (``curve_filter``);
 2. **strength**: the maps are scaled, by a fixed factor or by the one that
    brings this photo to a natural exposure (``strength="auto"``,
-   :mod:`zerodce.enhance.exposure`);
+   :mod:`zerodce.enhance.exposure`); video smooths the scaled maps over time
+   here (``curve_filter``), so the exposure is steady too;
 3. **apply**: the curves are applied (:mod:`zerodce.curves`), giving the enhanced
    image and, where denoising follows, the curves' gain at each pixel;
 4. **denoise**: the noise the curves amplified is filtered out, as strongly as
@@ -66,7 +66,7 @@ DEFAULT_TILE = 512
 #: Longest side of the reduced copy on which a full-resolution model's strength is chosen.
 STRENGTH_PROXY_SIDE = 256
 
-#: A function from curve maps to the curve maps to apply (same shape), e.g. temporal smoothing.
+#: A function from (strength-scaled) curve maps to the curve maps to apply (same shape), e.g. temporal smoothing.
 CurveFilter = Callable[[torch.Tensor], torch.Tensor]
 #: ``"auto"`` (exposure-adaptive) or a factor on the curves (1 = the model as trained).
 Strength = Union[float, Literal["auto"]]
@@ -232,8 +232,7 @@ class Enhancer:
         """Curve maps of ``x`` (float in [0, 1] or uint8) before strength: ``(maps, padded_size)``.
 
         For ``scale_factor > 1`` the maps are at the network's (low) resolution;
-        otherwise full resolution, estimated tile by tile. Video smooths these over
-        time and passes them to :meth:`apply`.
+        otherwise full resolution, estimated tile by tile. :meth:`apply` takes them.
         """
         check_image_tensor(x, "x", uint8=True)
         x = x.to(self.device)
@@ -277,6 +276,7 @@ class Enhancer:
         maps: torch.Tensor | None,
         padded: tuple[int, int],
         out: torch.Tensor | None = None,
+        curve_filter: CurveFilter | None = None,
     ) -> torch.Tensor:
         """Strength, curves and denoising: the pipeline after :meth:`curves`, in pieces of ``tile`` pixels.
 
@@ -286,6 +286,7 @@ class Enhancer:
                 for a full-resolution model to estimate them tile by tile.
             padded: the padded size from :meth:`curves` (``(H, W)`` for ``None`` maps).
             out: optional tensor like ``x`` (shape and dtype) on :attr:`device` to write into.
+            curve_filter: applied to the maps after strength (not with ``None`` maps).
 
         Returns:
             The enhanced images, shaped like ``x``, dtype of ``x``, on :attr:`device`.
@@ -302,6 +303,7 @@ class Enhancer:
         strengths = self._strengths(x, maps)
         if maps is not None:
             maps = _scaled(maps.to(self.device, torch.float32), strengths)
+            maps = maps if curve_filter is None else curve_filter(maps)
         level = _denoise_level(self.denoise)
         sigma = denoising.estimate_noise(x) if level > 0 else None
         margin = denoising.RADIUS if sigma is not None else 0
@@ -332,7 +334,7 @@ class Enhancer:
                        out: torch.Tensor | None = None) -> torch.Tensor:
         """Enhance ``(B, 3, H, W)``, float in [0, 1] or uint8; returns the same shape, dtype and device.
 
-        ``curve_filter`` maps the curve maps of :meth:`curves` to the ones applied
+        ``curve_filter`` maps the strength-scaled curve maps to the ones applied
         (video smooths them over time); with it, Zero-DCE's full-resolution maps are
         estimated for the whole image before any is applied. ``out``, if given, is
         written and returned (same shape and dtype as ``x``).
@@ -345,12 +347,11 @@ class Enhancer:
         x = x.to(self.device, torch.uint8 if x.dtype == torch.uint8 else torch.float32)
         if self.model.scale_factor > 1 or curve_filter is not None:
             maps, padded = self.curves(x)
-            maps = maps if curve_filter is None else curve_filter(maps)
         else:
             # Estimated per tile inside apply, so full-resolution curve maps never exist at once.
             maps, padded = None, tuple(x.shape[-2:])
         direct = out is not None and out.device == self.device and out.dtype == x.dtype
-        y = self.apply(x, maps, padded, out=out if direct else None)
+        y = self.apply(x, maps, padded, out=out if direct else None, curve_filter=curve_filter)
         if out is not None and not direct:
             return out.copy_(y)
         return y if direct else y.to(out_device, out_dtype)
