@@ -11,12 +11,14 @@ on how under-exposed the input is, measured in photographic stops:
   Middle grey is 18% reflectance, 0.46 in sRGB: what reflected-light metering
   aims an average scene at.
 * Within :data:`EXPOSURE_LATITUDE` stops of middle grey, or brighter, a photo
-  counts as exposed as its author wanted (low-key scenes sit one or two stops
-  under; over-exposed ones are above): ``s = 0``, the image is left unchanged,
-  and an over-exposed photo is never brightened further.
-* From :data:`UNDER_EXPOSED` stops under, the photo is under-exposed and is
-  lifted to middle grey. In between, the correction fades in smoothly
-  (a smoothstep in ``u``), so nearly well-exposed photos change little.
+  counts as exposed as its author wanted: ``s = 0``, the image is left unchanged,
+  and an over-exposed photo is never brightened further. In Ansel Adams' Zone
+  System middle grey is zone V and two stops under is zone III, "average dark
+  materials, with full texture": a scene that averages there is a deliberate
+  low-key photo (dusk, a dim room), not a failed one.
+* From :data:`UNDER_EXPOSED` stops under (zone II, "first suggestion of
+  texture"), the photo as a whole is under-exposed and is lifted to middle
+  grey. In between, the correction fades in smoothly (a smoothstep in ``u``).
 
 ``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as trained): past it,
 an extremely dark 8-bit photo has too few levels left for more lift to look
@@ -37,9 +39,9 @@ from zerodce.curves import LUMA_WEIGHTS, apply_curves
 
 #: Linear reflectance of photographic middle grey (0.46 in sRGB).
 MIDDLE_GREY = 0.18
-#: Stops under middle grey a photo may be and still count as exposed as intended.
-EXPOSURE_LATITUDE = 1.5
-#: Stops under middle grey from which a photo is fully corrected to middle grey.
+#: Stops under middle grey a photo may be and still count as exposed as intended (zone III).
+EXPOSURE_LATITUDE = 2.0
+#: Stops under middle grey from which a photo is fully corrected to middle grey (zone II).
 UNDER_EXPOSED = 3.0
 #: Largest automatic strength.
 MAX_STRENGTH = 2.0
