@@ -283,12 +283,15 @@ void zdce_downscale(Plane x, int channels, int height, int width, int factor, fl
 }
 
 /* Columns [j0, j1) of one row of a denoising pass: the 3 x 3 taps `shift` columns apart in
- * the rows above (u), at (m) and below (l) the centre, 3 planes each; where clamp is set,
- * tap columns are clamped to [0, width). Without clamping the loop is branch-free and vectorises. */
+ * the rows above (u), at (m) and below (l) the centre, 3 planes each, weighted by the colour
+ * distances between the same positions of the guide (gu, gm, gl: `plane` floats between its
+ * planes); where clamp is set, tap columns are clamped to [0, width). Without clamping the
+ * loop is branch-free and vectorises. */
 static inline __attribute__((always_inline)) void denoise_span(
     const float *restrict u0, const float *restrict u1, const float *restrict u2, const float *restrict m0,
     const float *restrict m1, const float *restrict m2, const float *restrict l0, const float *restrict l1,
-    const float *restrict l2, const float *restrict inv, float *restrict o0, float *restrict o1, float *restrict o2,
+    const float *restrict l2, const float *restrict gu, const float *restrict gm, const float *restrict gl,
+    int64_t plane, const float *restrict inv, float *restrict o0, float *restrict o1, float *restrict o2,
     int j0, int j1, int shift, int clamp, int width) {
     for (int j = j0; j < j1; j++) {
         int jl = j - shift, jr = j + shift;
@@ -297,11 +300,13 @@ static inline __attribute__((always_inline)) void denoise_span(
             jr = jr > width - 1 ? width - 1 : jr;
         }
         const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
+        const float e0 = gm[j], e1 = gm[plane + j], e2 = gm[2 * plane + j];
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
-#define DENOISE_TAP(p0, p1, p2, k, ws)                                  \
+#define DENOISE_TAP(p0, p1, p2, g, k, ws)                               \
         {                                                               \
             const float v0 = p0[k], v1 = p1[k], v2 = p2[k];             \
-            const float d0 = v0 - c0, d1 = v1 - c1, d2 = v2 - c2;       \
+            const float d0 = g[k] - e0, d1 = g[plane + k] - e1,         \
+                        d2 = g[2 * plane + k] - e2;                     \
             float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
             t = t > 0.0f ? t : 0.0f;                                    \
             const float w = (ws) * t * t;                               \
@@ -310,15 +315,15 @@ static inline __attribute__((always_inline)) void denoise_span(
             a2 += w * v2;                                               \
             wsum += w;                                                  \
         }
-        DENOISE_TAP(u0, u1, u2, jl, 0.0625f)
-        DENOISE_TAP(u0, u1, u2, j, 0.125f)
-        DENOISE_TAP(u0, u1, u2, jr, 0.0625f)
-        DENOISE_TAP(m0, m1, m2, jl, 0.125f)
-        DENOISE_TAP(m0, m1, m2, j, 0.25f)
-        DENOISE_TAP(m0, m1, m2, jr, 0.125f)
-        DENOISE_TAP(l0, l1, l2, jl, 0.0625f)
-        DENOISE_TAP(l0, l1, l2, j, 0.125f)
-        DENOISE_TAP(l0, l1, l2, jr, 0.0625f)
+        DENOISE_TAP(u0, u1, u2, gu, jl, 0.0625f)
+        DENOISE_TAP(u0, u1, u2, gu, j, 0.125f)
+        DENOISE_TAP(u0, u1, u2, gu, jr, 0.0625f)
+        DENOISE_TAP(m0, m1, m2, gm, jl, 0.125f)
+        DENOISE_TAP(m0, m1, m2, gm, j, 0.25f)
+        DENOISE_TAP(m0, m1, m2, gm, jr, 0.125f)
+        DENOISE_TAP(l0, l1, l2, gl, jl, 0.0625f)
+        DENOISE_TAP(l0, l1, l2, gl, j, 0.125f)
+        DENOISE_TAP(l0, l1, l2, gl, jr, 0.0625f)
 #undef DENOISE_TAP
         /* the centre tap has t = 1, so wsum >= 1/4; h = 0 (nothing amplified) keeps the pixel */
         const float k = 1.0f / wsum;
@@ -333,11 +338,11 @@ static inline __attribute__((always_inline)) void denoise_span(
  * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
  * 1/4, 1/2, 1/4 per axis, edges clamped. A tap's weight is multiplied by
  * (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's biweight), d2 being the
- * squared colour distance to the centre and h = hscale * sqrt(max(gain^2 - 1, 0)) at the
- * centre (gain: height x width floats); h = 0 keeps the centre value.
- * Returns 0, or -1 when out of memory. */
-int zdce_denoise_level(const float *src, float *dst, int height, int width, const float *gain, float hscale,
-                       int dilation, int row0, int rows) {
+ * squared colour distance between tap and centre in `guide` (laid out as src; src itself,
+ * or a smoothed copy) and h = hscale * sqrt(max(gain^2 - 1, 0)) at the centre (gain:
+ * height x width floats); h = 0 keeps the centre value. Returns 0, or -1 when out of memory. */
+int zdce_denoise_level(const float *src, const float *guide, float *dst, int height, int width, const float *gain,
+                       float hscale, int dilation, int row0, int rows) {
     const int64_t plane = (int64_t)height * width;
     float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
     if (!inv) return -1;
@@ -352,10 +357,12 @@ int zdce_denoise_level(const float *src, float *dst, int height, int width, cons
         }
         const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
         const float *u = src + (int64_t)up * width, *m = src + (int64_t)r * width, *l = src + (int64_t)down * width;
+        const float *gu = guide + (int64_t)up * width, *gm = guide + (int64_t)r * width,
+                    *gl = guide + (int64_t)down * width;
         float *o = dst + (int64_t)r * width;
 #define DENOISE_ROW(j0, j1, clamp) \
-        denoise_span(u, u + plane, u + 2 * plane, m, m + plane, m + 2 * plane, l, l + plane, l + 2 * plane, inv, o, \
-                     o + plane, o + 2 * plane, j0, j1, d, clamp, width)
+        denoise_span(u, u + plane, u + 2 * plane, m, m + plane, m + 2 * plane, l, l + plane, l + 2 * plane, gu, gm, \
+                     gl, plane, inv, o, o + plane, o + 2 * plane, j0, j1, d, clamp, width)
         DENOISE_ROW(0, lo, 1);
         DENOISE_ROW(lo, hi, 0);
         DENOISE_ROW(hi, width, 1);
