@@ -53,6 +53,8 @@ TUKEY = 4.685
 #: Range of the filter per unit of amplified noise: Tukey's constant on the spread of
 #: the difference of two pixels with independent noise.
 RANGE_PER_SIGMA = TUKEY * math.sqrt(2.0)
+#: Passes whose widest range is below half an 8-bit level are skipped: no pixel can move by more.
+MIN_RANGE = 0.5 / 255
 #: Sensor-noise samples :func:`estimate_noise` uses per image at most (a regular subset).
 NOISE_SAMPLES = 1 << 18
 #: Gaussian MAD -> standard deviation, and the response of the noise operator (sqrt(36)).
@@ -193,8 +195,11 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
         src = y[i].float().contiguous()
         g = gain[i, 0].float().contiguous()
         buffers = (torch.empty_like(src), torch.empty_like(src))  # passes alternate; y is only read
+        widest = filter_range(g.max().view(1), s, level).item()
         for k in range(LEVELS):
             hscale = level * RANGE_PER_SIGMA * s / 2**k
+            if widest / 2**k < MIN_RANGE:
+                break  # this pass and the finer-ranged ones after it could not move a pixel visibly
             dst = buffers[k % 2]
             guide = smooth3x3(src) if k == 0 else src
             if not _native.denoise_level(src, guide, g, hscale, 2**k, dst):
