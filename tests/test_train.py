@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-import zerodce.train as train_module
+import zerodce.train.loop as train_module
 from zerodce.cli import main
 from zerodce.data import ImageFolder
 from zerodce.losses import COMPONENTS, LossWeights, ZeroReferenceLoss
