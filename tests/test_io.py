@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from zerodce._atomic import atomic_file, atomic_path
 from zerodce.io import (
     ImageData,
     ImageError,
@@ -20,6 +23,7 @@ from zerodce.io import (
     pixels_to_tensor,
     read_image,
     tensor_to_pixels,
+    write_atomic,
     write_image,
 )
 
@@ -246,6 +250,53 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class TestAtomicWrites:
+    """zerodce._atomic: the one helper behind every output file (images, checkpoints, history, ONNX, video)."""
+
+    def test_importing_the_package_leaves_the_umask_alone(self):
+        # A umask read at import is a write of the process-wide umask: another thread creating a file
+        # at that moment gets mode 0o666 (world-writable) or a wrong mask.
+        code = ("import os\ncalls = []\nreal = os.umask\nos.umask = lambda mask: (calls.append(mask), real(mask))[1]\n"
+                "import zerodce, zerodce.io, zerodce.train, zerodce.export, zerodce.cli\nprint(calls)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+    @pytest.mark.parametrize("mask", [0o022, 0o077])
+    def test_mode_is_that_of_a_new_file(self, tmp_path, mask):
+        old = os.umask(mask)
+        try:
+            write_atomic(tmp_path / "a.bin", b"x")
+            with open(tmp_path / "b.bin", "wb"):
+                pass
+        finally:
+            os.umask(old)
+        assert (tmp_path / "a.bin").stat().st_mode & 0o777 == (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o666 & ~mask
+
+    def test_fsync_before_rename(self, tmp_path, monkeypatch):
+        events = []
+        real_fsync, real_replace = os.fsync, os.replace
+        monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+        monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+        write_atomic(tmp_path / "a.bin", b"data")
+        assert events == ["fsync", "replace"] and (tmp_path / "a.bin").read_bytes() == b"data"
+
+    def test_exception_in_the_block_keeps_the_old_file_and_removes_the_temporary(self, tmp_path):
+        target = tmp_path / "a.bin"
+        target.write_bytes(b"old")
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_file(target) as file:
+                file.write(b"half")
+                raise KeyboardInterrupt
+        assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+    def test_path_form_keeps_the_suffix(self, tmp_path):
+        with atomic_path(tmp_path / "clip.mkv", suffix=".mkv") as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".clip.mkv.") and tmp.suffix == ".mkv"
+            tmp.write_bytes(b"frames")
+        assert (tmp_path / "clip.mkv").read_bytes() == b"frames" and len(list(tmp_path.iterdir())) == 1
 
 
 class TestTensorConversion:

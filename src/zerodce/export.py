@@ -29,8 +29,6 @@ Needs the ``onnx`` extra (``pip install "zerodce[onnx]"``).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -41,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zerodce import __version__
+from zerodce._atomic import write_atomic
 from zerodce._checks import check_image_tensor
 from zerodce._extras import import_extra
 from zerodce.curves import apply_curves, apply_curves_reference
@@ -161,15 +160,7 @@ def export_onnx(
     """
     data = onnx_bytes(model.eval(), graph, opset)
     difference = check_onnx(data, model) if check else None
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return difference
 
 

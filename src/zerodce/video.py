@@ -22,8 +22,6 @@ PyAV (``pip install "zerodce[video]"``) carries its own FFmpeg libraries.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from zerodce._atomic import atomic_path
 from zerodce._extras import import_extra
 from zerodce.enhance import Enhancer
 
@@ -185,20 +184,17 @@ def enhance_video(
     smoother = CurveSmoother(smoothing)
     _check_paths(src, dst)
     started = time.perf_counter()
-    with _ffmpeg_errors(av) as errors, _open_input(av, src) as inp:
-        tmp = _new_temporary(dst)
+    damaged = None
+    # The temporary output is renamed over dst when this block ends normally, removed if it raises.
+    with _ffmpeg_errors(av) as errors, _open_input(av, src) as inp, atomic_path(dst, suffix=dst.suffix) as tmp:
         try:
             frames, vout, audio = _transcode(av, inp, tmp, src, dst, enhancer, smoother, encoder, progress, errors)
-        except DamagedVideoError:
-            tmp.replace(dst)
-            raise
+        except DamagedVideoError as exc:
+            damaged = exc  # the output holds every frame that could be decoded: keep it
         except av.FFmpegError as exc:
-            tmp.unlink(missing_ok=True)
             raise VideoError(f"{dst}: cannot write the video ({_reason(exc)})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(dst)
+    if damaged is not None:
+        raise damaged
     return VideoReport(frames, time.perf_counter() - started, vout.codec_context.name, vout.codec_context.pix_fmt,
                        audio)
 
@@ -212,18 +208,6 @@ def _check_paths(src: Path, dst: Path) -> None:
         raise VideoError(f"{dst}: output folder {dst.parent} does not exist")
     if dst.exists() and dst.samefile(src):
         raise VideoError(f"{dst}: the output would overwrite the input; choose another output path")
-
-
-def _new_temporary(dst: Path) -> Path:
-    """A new empty file beside ``dst`` with its suffix (FFmpeg picks the format by suffix)."""
-    while True:
-        tmp = dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.part{dst.suffix}")
-        try:
-            # Not mkstemp: its files are private (0600); this one gets the usual umask mode.
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
 
 
 @contextmanager

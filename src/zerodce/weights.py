@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from zerodce._atomic import write_atomic
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 #: Prefixes added by wrappers: DataParallel/DDP and torch.compile.
@@ -98,11 +99,11 @@ def load_state_dict(model: torch.nn.Module, path: str | Path) -> None:
 
 
 def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Write a state dict as safetensors (contiguous CPU tensors)."""
-    from safetensors.torch import save_file
+    """Write a state dict as safetensors (contiguous CPU tensors), atomically."""
+    from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(path), metadata=metadata)
+    write_atomic(path, save(tensors, metadata=metadata))
 
 
 def pretrained_path(model_name: str) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -12,6 +11,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from zerodce._atomic import write_atomic
 from zerodce.io.codecs import _decode_16bit_color, _is_16bit_color, _png16, _tiff16
 from zerodce.io.image import (_FORMAT_ALIASES, _FORMATS_WITH, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY,
                               EXTENSIONS, ImageData, ImageError, _check_pixels, format_for_path, pil_to_pixels,
@@ -210,20 +210,3 @@ def _encode(image: ImageData, format: str, quality: int | None) -> bytes:
     buffer = io.BytesIO()
     im.save(buffer, format=format, **options)
     return buffer.getvalue()
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``path``'s folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zerodce._atomic import atomic_file
 from zerodce.train.config import RESUMABLE_CHANGES, TrainConfig, TrainingError
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a checkpoint."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def save_checkpoint(obj: dict, path: Path) -> None:
+    """``torch.save`` atomically: a crash never leaves half a checkpoint."""
+    with atomic_file(path) as file:
+        torch.save(obj, file)
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from pathlib import Path
 
+from zerodce._atomic import atomic_file, write_atomic
 from zerodce.losses import COMPONENTS
 
 def history_columns() -> list[str]:
@@ -22,16 +23,13 @@ def history_columns() -> list[str]:
 
 def write_history(history: list[dict[str, float]], out: Path) -> None:
     """Write ``history.csv`` and ``history.png`` into ``out`` (each atomically)."""
-    tmp = out / ".history.csv.part"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, history_columns())
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
-    image = plot_history(history)
-    tmp = out / ".history.png.part"
-    image.save(tmp, format="PNG")
-    os.replace(tmp, out / "history.png")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, history_columns())
+    writer.writeheader()
+    writer.writerows(history)
+    write_atomic(out / "history.csv", text.getvalue().encode())
+    with atomic_file(out / "history.png") as file:
+        plot_history(history).save(file, format="PNG")
 
 
 def format_table(row: dict[str, float]) -> str:

@@ -24,7 +24,7 @@ from zerodce.data import ImageFolder, find_images, split
 from zerodce.losses import COMPONENTS, LossOutput, LossWeights, ZeroReferenceLoss
 from zerodce.models import DCENet, create_model
 from zerodce.models._dce_net import upsample_curves
-from zerodce.train.checkpoints import _save_atomic, read_checkpoint
+from zerodce.train.checkpoints import read_checkpoint, save_checkpoint
 from zerodce.train.config import (AUTHORS_IMAGE_SIZE, RESUMABLE_CHANGES, Precision, TrainConfig, TrainingError,
                                   _check_config, training_recipe)
 from zerodce.train.history import write_history
@@ -292,7 +292,7 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
                 except _StopRequested:
                     bar.close()
                     if is_writer:
-                        _save_atomic(checkpoint(epoch, i), out / "last.pt")
+                        save_checkpoint(checkpoint(epoch, i), out / "last.pt")
                     log(f"interrupted: saved {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
                     raise KeyboardInterrupt from None
                 step += 1
@@ -313,9 +313,9 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
                 best_epoch, best_val = epoch + 1, score
             if is_writer:
                 state = checkpoint(epoch + 1, 0)
-                _save_atomic(state, out / "last.pt")
+                save_checkpoint(state, out / "last.pt")
                 if best_epoch == epoch + 1:
-                    _save_atomic(state, out / "best.pt")
+                    save_checkpoint(state, out / "best.pt")
                 write_history(history, out)
             log(f"epoch {epoch + 1}/{config.epochs}: train {row['train_total']:.5f}  val {row['val_total']:.5f}"
                 f"  {row['images_per_s']:.1f} img/s")
