@@ -99,6 +99,24 @@ class TestTrainStep:
         assert losses[-1] < losses[0]
         assert not torch.equal(before["conv7.pointwise.bias"], model.conv7.pointwise.bias)
 
+    def test_subnormal_weights_are_flushed_after_the_update(self):
+        model = create_model("zero_dce_pp", scale_factor=1)
+        objective = TrainingObjective(model, ZeroReferenceLoss(LossWeights.for_model("zero_dce_pp")))
+        weight = model.conv1.depthwise.weight
+
+        class LeavesSubnormals(torch.optim.SGD):
+            """As weight decay does to weights without gradient: values below float32's smallest normal."""
+
+            def step(self, closure=None):
+                super().step(closure)
+                with torch.no_grad():
+                    weight.view(-1)[:5] = torch.tensor([1e-40, -1e-41, 1e-45, 5e-39, -1e-39])
+
+        train_step(objective, torch.rand(2, 3, 32, 32), LeavesSubnormals(model.parameters(), lr=1e-3))
+        assert weight.view(-1)[:5].tolist() == [0.0] * 5
+        tiny = torch.finfo(torch.float32).tiny
+        assert not any(((p != 0) & (p.abs() < tiny)).any() for p in model.parameters())
+
     def test_non_finite_loss_changes_nothing(self):
         model = create_model("zero_dce_pp", scale_factor=1)
         objective = TrainingObjective(model, ZeroReferenceLoss(LossWeights.for_model("zero_dce_pp")))
