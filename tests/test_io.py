@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from zerodce._atomic import atomic_file, atomic_path
 from zerodce.io import (
+    ExifWarning,
     ImageData,
     ImageError,
     pil_to_pixels,
@@ -207,6 +208,31 @@ class TestBadInput:
         with pytest.raises(ImageError, match="--max-pixels"):
             read_image(buffer.getvalue(), max_pixels=199)
         assert read_image(buffer.getvalue(), max_pixels=200).pixels.shape == (10, 20, 3)
+
+    def test_out_of_memory_is_not_called_corrupt(self, tmp_path, monkeypatch):
+        write_image(tmp_path / "big.png", np.zeros((4, 4, 3), np.uint8))
+
+        def no_memory(im):
+            raise MemoryError
+
+        monkeypatch.setattr("zerodce.io.files.pil_to_pixels", no_memory)
+        with pytest.raises(ImageError, match=r"big.png: out of memory") as error:
+            read_image(tmp_path / "big.png")
+        assert "corrupt" not in str(error.value)
+
+    def test_damaged_exif_warns_naming_the_file(self, tmp_path):
+        from test_cli_enhance import damaged_exif_jpeg
+
+        damaged_exif_jpeg(tmp_path / "tilted.jpg")
+        with pytest.warns(ExifWarning, match=r"tilted.jpg: unreadable EXIF block"):
+            image = read_image(tmp_path / "tilted.jpg")
+        assert image.pixels.shape == (6, 8, 3) and image.exif is None
+
+    def test_empty_exif_directory_is_not_damage(self, recwarn):
+        buffer = io.BytesIO()
+        Image.new("RGB", (3, 2)).save(buffer, format="JPEG", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00")
+        assert read_image(buffer.getvalue()).pixels.shape == (2, 3, 3)
+        assert not [w for w in recwarn if w.category is ExifWarning]
 
     def test_float32_images_refused(self, tmp_path):
         Image.fromarray(np.zeros((2, 2), np.float32)).save(tmp_path / "f.tif")

@@ -40,7 +40,7 @@ from torch import nn
 
 from zerodce import __version__
 from zerodce._atomic import write_atomic
-from zerodce._checks import check_image_tensor
+from zerodce._checks import ZerodceError, check_image_tensor
 from zerodce._extras import import_extra
 from zerodce.curves import apply_curves, apply_curves_reference
 from zerodce.models import DCENet, create_model, get_model_spec, list_models
@@ -55,7 +55,7 @@ DEFAULT_OPSET = 17
 CHECK_SIZES = ((1, 75, 101), (2, 40, 29))
 
 
-class ExportError(ValueError):
+class ExportError(ZerodceError, ValueError):
     """The exported graph does not reproduce PyTorch, or the file cannot be used."""
 
 
@@ -225,7 +225,7 @@ class OnnxRuntimeModel:
         if device.type == self.device.type:
             return self
         if device.type != "cuda" or "CUDAExecutionProvider" not in self._ort.get_available_providers():
-            raise ValueError(f"the onnxruntime backend cannot run on {device}: "
+            raise ExportError(f"the onnxruntime backend cannot run on {device}: "
                              "it needs onnxruntime-gpu for CUDA; use --backend torch or --device cpu")
         self._provider = "CUDAExecutionProvider"
         self._session = self._new_session()
@@ -278,7 +278,7 @@ def onnxruntime_model(name: str, checkpoint: str | Path | None = None, scale_fac
     if checkpoint is not None and str(checkpoint).endswith(".onnx"):
         model = OnnxRuntimeModel(checkpoint)
         if scale_factor is not None and scale_factor != model.scale_factor:
-            raise ValueError(f"{checkpoint} was exported with scale factor {model.scale_factor}; "
+            raise ExportError(f"{checkpoint} was exported with scale factor {model.scale_factor}; "
                              f"export it again with --scale-factor {scale_factor}")
         return model
     kwargs = {} if scale_factor is None else {"scale_factor": scale_factor}

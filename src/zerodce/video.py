@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from zerodce._atomic import atomic_path
+from zerodce._checks import ZerodceError
 from zerodce._extras import import_extra
 from zerodce.enhance import Enhancer
 
@@ -48,7 +49,7 @@ FALLBACK_BITS_PER_PIXEL = 0.15
 _STALE_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 
 
-class VideoError(Exception):
+class VideoError(ZerodceError):
     """A video that cannot be read or written; the message is one line for the user."""
 
 

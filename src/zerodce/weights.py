@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from zerodce._atomic import write_atomic
+from zerodce._checks import ZerodceError
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 #: Prefixes added by wrappers: DataParallel/DDP and torch.compile.
@@ -35,7 +36,7 @@ _OFFICIAL_RENAMES = ((re.compile(r"^e_conv(\d)\."), r"conv\1."), (re.compile(r"\
 _OUTPUT_LAYER = re.compile(r"^conv7\.(pointwise\.)?(weight|bias)$")
 
 
-class WeightsError(ValueError):
+class WeightsError(ZerodceError, ValueError):
     """A weights file that cannot be read or does not fit the model."""
 
 

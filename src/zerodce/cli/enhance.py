@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from zerodce.cli import UsageError
+from zerodce.cli import CommandError, UsageError, set_torch_threads
 from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args, int_range
 from zerodce.enhance import enhance_files
 from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
@@ -29,6 +28,8 @@ from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read
 #: Extensions picked up when searching folders (files named explicitly are always tried).
 IMAGE_EXTENSIONS = frozenset(FORMATS)
 DEFAULT_SUFFIX = "_enhanced"
+#: Bytes read from stdin per pixel --max-pixels allows (16-bit RGBA, uncompressed), plus room for metadata.
+STDIN_BYTES_PER_PIXEL, STDIN_HEADROOM = 8, 1 << 20
 
 EXAMPLES = """\
 examples:
@@ -144,12 +145,24 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
     return result
 
 
+def _read_stdin(max_pixels: int) -> bytes:
+    """All of stdin, refused past what an image of ``max_pixels`` can take (0: no limit)."""
+    if not max_pixels:
+        return sys.stdin.buffer.read()
+    limit = max_pixels * STDIN_BYTES_PER_PIXEL + STDIN_HEADROOM
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise CommandError(f"stdin holds more than {limit:,} bytes, more than an image of --max-pixels "
+                           f"{max_pixels:,} can take; raise --max-pixels (0 for no limit)")
+    return data
+
+
 def _run_stdio(args: argparse.Namespace) -> int:
     """One image from stdin or to stdout."""
     if len(args.inputs) != 1:
         raise UsageError("- (stdin/stdout) works with exactly one input")
     if args.inputs[0] == "-":
-        source = io.BytesIO(sys.stdin.buffer.read())
+        source = io.BytesIO(_read_stdin(args.max_pixels))
         source.name = "<stdin>"
     else:
         source = args.inputs[0]
@@ -169,8 +182,6 @@ def _run_stdio(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``zerodce enhance``; returns the exit code."""
-    # Our --max-pixels is the limit; Pillow's own would refuse (or warn about) images it allows.
-    Image.MAX_IMAGE_PIXELS = None
     if "-" in args.inputs or args.output == "-":
         return _run_stdio(args)
     work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
@@ -181,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         workers = min(args.workers, len(work.jobs))
         if workers > 1 and enhancer.device.type == "cpu":
             # Files in parallel, one torch thread each: threads spinning for a core another worker holds cost more.
-            torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+            set_torch_threads(torch.get_num_threads() // workers)
         for dst in {dst.parent for _, dst in work.jobs}:
             dst.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(work.jobs), unit="img", disable=len(work.jobs) < 2, file=sys.stderr) as bar:

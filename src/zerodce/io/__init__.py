@@ -38,7 +38,7 @@ Example:
     (2, 3, 4)
 """
 
-from zerodce.io.files import Source, Target, read_image, write_atomic, write_image
+from zerodce.io.files import ExifWarning, Source, Target, read_image, write_atomic, write_image
 from zerodce.io.image import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS, FORMATS, ImageData, ImageError,
                               format_for_path, pil_to_pixels, pixels_to_pil)
 from zerodce.io.tensors import pixels_to_tensor, tensor_to_pixels
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUALITY",
     "EXTENSIONS",
+    "ExifWarning",
     "FORMATS",
     "ImageData",
     "ImageError",

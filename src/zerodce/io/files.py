@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -18,6 +20,11 @@ from zerodce.io.image import (_FORMAT_ALIASES, _FORMATS_WITH, DEFAULT_MAX_PIXELS
                               pixels_to_pil)
 
 _ORIENTATION = 0x0112
+
+
+class ExifWarning(UserWarning):
+    """An image was read, but its EXIF block could not be: the output may be wrongly rotated."""
+
 
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 Target = Union[str, os.PathLike, BinaryIO]
@@ -60,7 +67,7 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
                 raise ImageError(f"cannot read {name}: empty input (0 bytes)")
     try:
         with Image.open(source) as im:
-            return _decode(im, source, max_pixels)
+            return _decode(im, source, max_pixels, name)
     except ImageError as exc:
         raise ImageError(f"cannot read {name}: {exc}") from None
     except FileNotFoundError:
@@ -70,19 +77,23 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     except UnidentifiedImageError:
         raise ImageError(f"cannot read {name}: not an image, or a format we cannot read") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"cannot read {name}: {exc} (Pillow's limit, PIL.Image.MAX_IMAGE_PIXELS)") from None
+        raise ImageError(f"cannot read {name}: {str(exc).rstrip('.')} (possible decompression bomb; Pillow's "
+                         "limit, PIL.Image.MAX_IMAGE_PIXELS, which the CLI sets from --max-pixels)") from None
+    except MemoryError:
+        raise ImageError(f"cannot read {name}: out of memory while decoding; close other programs or "
+                         "refuse such images with a lower --max-pixels") from None
     except Exception as exc:  # any decoder failure means the same thing to the user
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"cannot read {name}: corrupt or truncated image ({reason})") from None
 
 
-def _decode(im: Image.Image, source: str | os.PathLike | BinaryIO, max_pixels: int | None) -> ImageData:
+def _decode(im: Image.Image, source: str | os.PathLike | BinaryIO, max_pixels: int | None, name: str) -> ImageData:
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageError(f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
                          "(possible decompression bomb); raise the limit with --max-pixels")
     high_bit_color = _is_16bit_color(im)  # before getexif(), which may load the image and clear im.tile
-    exif, orientation = _read_exif(im)
+    exif, orientation = _read_exif(im, name)
     icc_profile = im.info.get("icc_profile") or None
     if im.mode == "CMYK":
         icc_profile = None  # a CMYK profile does not describe the RGB pixels we produce
@@ -103,18 +114,44 @@ def _decode(im: Image.Image, source: str | os.PathLike | BinaryIO, max_pixels: i
     )
 
 
-def _read_exif(im: Image.Image) -> tuple[bytes | None, int]:
-    """The EXIF block to keep (orientation removed) and the orientation to apply."""
+def _read_exif(im: Image.Image, name: str) -> tuple[bytes | None, int]:
+    """The EXIF block to keep (orientation removed) and the orientation to apply.
+
+    A damaged block does not cost the user the image: it is dropped with an
+    :class:`ExifWarning` naming the file (the orientation it held is lost with it).
+    """
     try:
         exif = im.getexif()
         orientation = int(exif.get(_ORIENTATION, 1))
-        if im.format == "TIFF":
-            # A TIFF's "EXIF" is its own header (sizes, strips): nothing to carry to another file.
-            return None, orientation
-        exif.pop(_ORIENTATION, None)
-        return (exif.tobytes() if len(exif) else None), orientation
-    except Exception:  # a damaged EXIF block should not cost the user the image
+        # Pillow gives up on a damaged block with a warning that names no file and an empty result.
+        if not len(exif) and _declared_entries(im.info.get("exif")):
+            raise ValueError("none of its entries could be parsed")
+    except OSError:
+        raise  # the image itself cannot be loaded (getexif loads PNGs): read_image reports that
+    except Exception as exc:  # any parser failure means the same: the block cannot be used
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warnings.warn(f"{name}: unreadable EXIF block ({reason}): orientation not applied, EXIF not kept",
+                      ExifWarning, stacklevel=2)
         return None, 1
+    if im.format == "TIFF":
+        # A TIFF's "EXIF" is its own header (sizes, strips): nothing to carry to another file.
+        return None, orientation
+    exif.pop(_ORIENTATION, None)
+    return (exif.tobytes() if len(exif) else None), orientation
+
+
+def _declared_entries(block: bytes | None) -> int:
+    """How many entries the first directory of a raw EXIF block says it has (-1: not even that is readable)."""
+    if not block:
+        return 0
+    tiff = block.removeprefix(b"Exif\x00\x00")
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    try:
+        (offset,) = struct.unpack(f"{order}I", tiff[4:8])
+        (count,) = struct.unpack(f"{order}H", tiff[offset : offset + 2])
+    except (struct.error, TypeError):  # TypeError: no byte order mark
+        return -1
+    return count
 
 
 def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from zerodce._checks import ZerodceError
+
 #: Largest image read by default, in pixels: Pillow's own hard limit (2 x 89,478,485),
 #: about 13,000 x 13,000. Larger images are refused as probable decompression bombs.
 DEFAULT_MAX_PIXELS = 178_956_970
@@ -33,7 +35,7 @@ _FORMATS_WITH = {
 }
 
 
-class ImageError(ValueError):
+class ImageError(ZerodceError, ValueError):
     """An image that cannot be read or written; the message is one line naming the file and the reason."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from zerodce._atomic import atomic_file
+from zerodce._checks import InputError
 from zerodce.train.config import RESUMABLE_CHANGES, TrainConfig, TrainingError
 
 def save_checkpoint(obj: dict, path: Path) -> None:
@@ -42,5 +43,5 @@ def resume_config(checkpoint: str | Path, **changes: Any) -> TrainConfig:
     """
     fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if fixed:
-        raise ValueError(f"{', '.join(fixed)} cannot change when resuming; only {', '.join(RESUMABLE_CHANGES)} can")
+        raise InputError(f"{', '.join(fixed)} cannot change when resuming; only {', '.join(RESUMABLE_CHANGES)} can")
     return replace(TrainConfig(**read_checkpoint(checkpoint)["config"]), resume=str(checkpoint), **changes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from zerodce._checks import InputError, ZerodceError
 from zerodce.models import DEFAULT_MODEL, get_model_spec
 
 #: The authors' training image sizes (their data loaders): Zero-DCE 256, Zero-DCE++ 512.
@@ -89,7 +90,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ZerodceError, RuntimeError):
     """Training cannot go on (non-finite loss, bad data or configuration); one line."""
 
 
@@ -104,14 +105,19 @@ def training_recipe(config: TrainConfig) -> dict[str, Any]:
 
 
 def _check_config(config: TrainConfig) -> None:
-    get_model_spec(config.model)  # unknown names: ValueError listing the known ones
+    try:
+        get_model_spec(config.model)
+    except ValueError as exc:  # its message lists the known names
+        raise InputError(str(exc)) from None
     if not config.data:
-        raise ValueError("no training data given")
+        raise InputError("no training data given")
     positive = {"epochs": config.epochs, "batch_size": config.batch_size, "train_scale_factor": config.train_scale_factor}
     for name, value in positive.items():
         if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+            raise InputError(f"{name} must be at least 1, got {value}")
     if config.lr <= 0:
-        raise ValueError(f"lr must be positive, got {config.lr}")
+        raise InputError(f"lr must be positive, got {config.lr}")
+    if config.precision not in ("fp32", "bf16"):
+        raise InputError(f"precision must be fp32 or bf16, got {config.precision!r}")
     if config.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be constant or cosine, got {config.lr_schedule!r}")
+        raise InputError(f"lr_schedule must be constant or cosine, got {config.lr_schedule!r}")
