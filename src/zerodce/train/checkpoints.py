@@ -37,11 +37,16 @@ def read_checkpoint(path: str | Path) -> dict:
 def resume_config(checkpoint: str | Path, **changes: Any) -> TrainConfig:
     """The configuration of the run saved in ``checkpoint``, set to resume it.
 
+    The resumed run writes into the folder holding ``checkpoint`` (or ``out``, if
+    given), never to the paths recorded inside it: a checkpoint is data, and it
+    may have been copied from another machine or another user.
+
     Args:
         checkpoint: a ``last.pt`` (or ``best.pt``) written by :func:`train`.
-        **changes: new values of :data:`RESUMABLE_CHANGES` (e.g. more ``epochs``).
+        **changes: new values of :data:`RESUMABLE_CHANGES` (e.g. more ``epochs``, another ``out``).
     """
     fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if fixed:
         raise InputError(f"{', '.join(fixed)} cannot change when resuming; only {', '.join(RESUMABLE_CHANGES)} can")
+    changes.setdefault("out", str(Path(checkpoint).parent))
     return replace(TrainConfig(**read_checkpoint(checkpoint)["config"]), resume=str(checkpoint), **changes)

@@ -79,8 +79,9 @@ class TrainConfig:
     """Show a progress bar (rank 0)."""
 
 
-#: Fields that may change when a run is resumed; the others come from the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "workers", "progress")
+#: Fields that may change when a run is resumed; the others come from the checkpoint. ``out`` is
+#: never taken from the checkpoint (a checkpoint is data): a resumed run writes beside it, or to a given out.
+RESUMABLE_CHANGES = ("epochs", "device", "workers", "progress", "out")
 
 #: Documented presets: overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {

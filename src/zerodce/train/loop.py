@@ -145,6 +145,30 @@ def train_step(
     return LossOutput(out.total.detach(), {k: v.detach() for k, v in out.components.items()})
 
 
+@torch.no_grad()
+def initialize(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialization of every convolution of ``model``, drawn from ``generator``.
+
+    The same draws, in the same order, as the layers make from the global generator when they are
+    built (``Conv2d.reset_parameters``), so a seed gives the weights it gave with ``torch.manual_seed``;
+    the global generator, which other code in the process may be using, is neither seeded nor read.
+
+    Example:
+        >>> a, b = create_model("zero_dce_pp"), create_model("zero_dce_pp")
+        >>> initialize(a, torch.Generator().manual_seed(0)); initialize(b, torch.Generator().manual_seed(0))
+        >>> torch.equal(a.conv1.depthwise.weight, b.conv1.depthwise.weight)
+        True
+    """
+    for module in model.modules():
+        if list(module.parameters(recurse=False)) and not isinstance(module, nn.Conv2d):
+            raise TypeError(f"initialize() knows convolutions only, not {type(module).__name__}")
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                nn.init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=generator)
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """Learning rate at ``step`` (0-based) of ``total_steps``: warm-up, then constant or cosine to 0.
 
@@ -199,8 +223,11 @@ def train(config: TrainConfig) -> TrainResult:
     is_writer = rank == 0
     try:
         # Every process checks (same files), so none is left waiting for a process that stopped.
-        if saved is None and (out / "last.pt").exists():
-            raise TrainingError(f"{out} already holds a run; continue it with --resume {out / 'last.pt'} or choose another --out")
+        last = out / "last.pt"
+        if saved is None and last.exists():
+            raise TrainingError(f"{out} already holds a run; continue it with --resume {last} or choose another --out")
+        if saved is not None and last.exists() and not last.samefile(config.resume):
+            raise TrainingError(f"{out} holds another run; resume {config.resume} into an empty --out")
         if is_writer:
             out.mkdir(parents=True, exist_ok=True)
         return _run(config, saved, out, device, world, rank, is_writer)
@@ -228,9 +255,13 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=config.seed, drop_last=True)
     workers = 0 if config.preload else config.workers  # from memory, another process only adds copies
     # Workers are made anew each epoch, so they see the dataset's epoch (crop positions).
-    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers)
+    # The loaders' own generator seeds their workers, instead of the global one.
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers,
+                              generator=generator)
     # Validation: an unpadded shard per process; sums are reduced, so the mean is over the whole set.
-    val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), per_rank, num_workers=workers)
+    val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), per_rank, num_workers=workers,
+                            generator=generator)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * config.epochs
     crop = f", crops of {config.crop_size}x{config.crop_size}" if config.crop_size else ""
@@ -238,9 +269,11 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
         f"{steps_per_epoch} steps/epoch, {world} process(es) on {device}")
 
     # Model, loss, optimizer. Same seed everywhere, so every process starts identical.
-    torch.manual_seed(config.seed)
     model_args = {"scale_factor": config.train_scale_factor}
-    model = create_model(config.model, checkpoint=config.init_weights, **model_args).train()
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialization draws from the global generator
+        model = create_model(config.model, checkpoint=config.init_weights, **model_args).train()
+    if config.init_weights is None:
+        initialize(model, torch.Generator().manual_seed(config.seed))
     loss_fn = ZeroReferenceLoss(LossWeights.for_model(config.model), config.exposure_level,
                                 formulation=config.formulation)
     if config.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
