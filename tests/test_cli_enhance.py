@@ -351,3 +351,39 @@ class TestErrorsAndSettings:
         warnings = [line for line in err.splitlines() if ": warning: " in line]
         assert len(warnings) == 1 and "tilted.jpg: unreadable EXIF block" in warnings[0], err
         assert "Corrupt EXIF" not in err
+
+
+class TestSymbolicLinks:
+    def test_outputs_never_escape_the_output_folder(self, tmp_path, checkpoints, in_process, capsys):
+        (tmp_path / "photos" / "sub").mkdir(parents=True)
+        write_image(tmp_path / "photos" / "top.png", dark((6, 6, 3)))
+        write_image(tmp_path / "photos" / "sub" / "inner.png", dark((6, 6, 3)))
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "sub").symlink_to(outside, target_is_directory=True)
+        code = main(["enhance", str(tmp_path / "photos"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])])
+        err = capsys.readouterr().err
+        assert code == 1 and "inner.png: its folder leads out of" in err
+        assert list(outside.iterdir()) == []
+        assert (tmp_path / "out" / "top.png").is_file()
+
+    def test_symlink_loops_do_not_hang(self, tmp_path, checkpoints):
+        tree = tmp_path / "tree" / "a"
+        tree.mkdir(parents=True)
+        write_image(tree / "x.png", dark((6, 6, 3)))
+        for name in ("up1", "up2", "here"):  # 2 links up and one to itself: 3^depth paths if followed
+            (tree / name).symlink_to(".." if name.startswith("up") else ".", target_is_directory=True)
+        (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        done = subprocess.run([sys.executable, "-m", "zerodce.cli", "enhance", str(tmp_path / "tree" / "**" / "*.png"),
+                               str(tmp_path / "tree"), str(tmp_path / "loop.png"), "-o", str(tmp_path / "out"),
+                               "--checkpoint", str(checkpoints["zero_dce_pp"])],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "loop.png: Too many levels of symbolic links" in done.stderr
+        # x.png is found once by the glob (flat under -o) and once in the folder (its relative path kept).
+        assert "2 done, 0 skipped, 1 failed" in done.stderr
+        assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+            "a/x.png", "x.png"]

@@ -92,9 +92,31 @@ def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool
     if path.exists() or path.is_symlink():
         return [(path, Path(path.name), False)], None
     if glob.has_magic(arg):
-        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True)) if Path(m).is_file()]
+        matches = [m for m in _glob(arg) if m.is_file()]
         return [(m, Path(m.name), True) for m in matches], None if matches else f"cannot read {arg}: no files match"
     return [], f"cannot read {arg}: no such file or folder"
+
+
+def _glob(pattern: str) -> list[Path]:
+    """Files matching ``pattern``, sorted; ``**`` does not follow symbolic links to folders.
+
+    ``glob.glob`` follows them, so two links to a parent folder make its search
+    take exponential time. Hidden names match only where the pattern spells them.
+    """
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base, rest = Path(*parts[:first]) if first else Path("."), Path(*parts[first:])
+    hidden_ok = any(part.startswith(".") for part in rest.parts)
+    return sorted(m for m in base.glob(str(rest))
+                  if hidden_ok or not any(p.startswith(".") for p in m.relative_to(base).parts))
+
+
+def _resolve(path: Path) -> Path:
+    """``path.resolve()``, or its absolute path for a symbolic link loop (reading it then fails, named)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: Python < 3.13's report of a loop
+        return path.absolute()
 
 
 def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | None, overwrite: bool) -> Plan:
@@ -104,7 +126,7 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
     to_file = out is not None and single_file and not out.is_dir() and out.suffix.lower() in FORMATS
     if out is not None and not to_file and out.suffix.lower() in FORMATS and not out.is_dir():
         raise UsageError(f"-o {output} names a file, but the inputs can be several images; give a folder")
-    out_dir = None if out is None or to_file else out.resolve()
+    out_dir = None if out is None or to_file else _resolve(out)
     suffix = suffix if suffix is not None else ("" if out is not None else DEFAULT_SUFFIX)
 
     result = Plan()
@@ -123,14 +145,17 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
         return (out / name) if out is not None else file.with_name(name.name)
 
     pairs = [(file, target(file, rel), searched) for file, rel, searched in candidates]
-    planned_outputs = {dst.resolve() for _, dst, _ in pairs}
+    planned_outputs = {_resolve(dst) for _, dst, _ in pairs}
     # An earlier run's output found beside its input is not an input itself.
-    pairs = [(file, dst) for file, dst, searched in pairs if not (searched and file.resolve() in planned_outputs)]
-    resolved_inputs = {file.resolve() for file, _ in pairs}
+    pairs = [(file, dst) for file, dst, searched in pairs if not (searched and _resolve(file) in planned_outputs)]
+    resolved_inputs = {_resolve(file) for file, _ in pairs}
     seen: dict[Path, Path] = {}
     for file, dst in pairs:
-        key = dst.resolve()
-        if key in resolved_inputs:
+        key = _resolve(dst)
+        if out_dir is not None and not _resolve(dst.parent).is_relative_to(out_dir):
+            # A symbolic link among the output's subfolders would take the write elsewhere.
+            result.failed.append(f"cannot write {dst}: its folder leads out of {output} (a symbolic link)")
+        elif key in resolved_inputs:
             result.failed.append(f"cannot write {dst}: it is an input; use -o or --suffix")
         elif key in seen:
             result.failed.append(f"cannot write {dst}: also the output of {seen[key]}")

@@ -83,6 +83,8 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         raise ImageError(f"cannot read {name}: out of memory while decoding; close other programs or "
                          "refuse such images with a lower --max-pixels") from None
     except Exception as exc:  # any decoder failure means the same thing to the user
+        if isinstance(exc, OSError) and exc.errno is not None:  # a failed system call, e.g. a symbolic link loop
+            raise ImageError(f"cannot read {name}: {exc.strerror}") from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"cannot read {name}: corrupt or truncated image ({reason})") from None
 
