@@ -61,11 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"added to output file names (default: {DEFAULT_SUFFIX!r} beside the inputs, "
                              "nothing under -o)")
     add_overwrite_option(parser)
-    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help="refuse larger images as decompression bombs; 0 for no limit (default: %(default)s)")
+    add_max_pixels_option(parser)
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
     parser.set_defaults(func=run)
+
+
+def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels``: the size limit of images and video frames (also Pillow's, see :mod:`zerodce.cli`)."""
+    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse larger images (and video frames) as decompression bombs; 0 for no limit "
+                             "(default: %(default)s)")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
 from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args
-from zerodce.cli.enhance import DEFAULT_SUFFIX
+from zerodce.cli.enhance import DEFAULT_SUFFIX, add_max_pixels_option
 from zerodce.video import DEFAULT_SMOOTHING, EncoderSettings, VideoError, enhance_video
 
 EXAMPLES = """\
@@ -77,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="constant quality, lower is better (default: 18 for libx264, 20 libx265, 24 vp9)")
     quality.add_argument("--bitrate", type=_bitrate, metavar="B", help="target bitrate instead, e.g. 4M or 800k")
     add_overwrite_option(parser)
+    add_max_pixels_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     encoder = EncoderSettings(codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf, bitrate=args.bitrate)
     enhancer = enhancer_from_args(args)
     try:
-        report = enhance_video(src, dst, enhancer, smoothing=args.temporal_smoothing, encoder=encoder, progress=True)
+        report = enhance_video(src, dst, enhancer, smoothing=args.temporal_smoothing, encoder=encoder, progress=True,
+                               max_pixels=args.max_pixels or None)
     except (VideoError, MissingExtraError) as exc:  # the latter: PyAV not installed
         raise CommandError(str(exc)) from None
     audio = f", {report.audio_streams} audio stream{'s' * (report.audio_streams != 1)} copied"
