@@ -17,6 +17,8 @@ from PIL import Image, ImageOps
 
 from zerodce._atomic import atomic_file, atomic_path
 from zerodce.io import (
+    FORMATS,
+    IMAGE_SUFFIXES,
     ExifWarning,
     ImageData,
     ImageError,
@@ -24,6 +26,7 @@ from zerodce.io import (
     pixels_to_tensor,
     read_image,
     tensor_to_pixels,
+    to_8bit,
     write_atomic,
     write_image,
 )
@@ -323,6 +326,25 @@ class TestAtomicWrites:
             assert tmp.parent == tmp_path and tmp.name.startswith(".clip.mkv.") and tmp.suffix == ".mkv"
             tmp.write_bytes(b"frames")
         assert (tmp_path / "clip.mkv").read_bytes() == b"frames" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_16_to_8_bit_rounding_is_exact_for_every_value():
+    values = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(to_8bit(values), np.round(values / 257.0).astype(np.uint8))
+    assert to_8bit(values.reshape(256, 256)).shape == (256, 256)
+    # What the lossy formats store of 16-bit pixels.
+    pixels = random_pixels((5, 7, 3), np.uint16)
+    buffer = io.BytesIO()
+    write_image(buffer, pixels, format="BMP")
+    np.testing.assert_array_equal(read_image(buffer.getvalue()).pixels, to_8bit(pixels))
+
+
+def test_one_list_of_image_suffixes():
+    import zerodce.cli.enhance
+    import zerodce.data
+
+    assert set(IMAGE_SUFFIXES) == set(FORMATS) and zerodce.data.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert "IMAGE_EXTENSIONS" not in vars(zerodce.cli.enhance)  # the CLI's own copy is gone
 
 
 class TestTensorConversion:

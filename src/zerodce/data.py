@@ -25,10 +25,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from zerodce._checks import InputError
-from zerodce.io import ImageError, pixels_to_tensor, read_image
+from zerodce.io import IMAGE_SUFFIXES, ImageError, pixels_to_tensor, read_image
 
-#: Extensions collected from data folders (compared in lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def find_images(roots: Iterable[str | Path]) -> list[Path]:

@@ -23,10 +23,8 @@ from tqdm import tqdm
 from zerodce.cli import CommandError, UsageError, set_torch_threads
 from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args, int_range
 from zerodce.enhance import enhance_files
-from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
+from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageError, read_image, write_image
 
-#: Extensions picked up when searching folders (files named explicitly are always tried).
-IMAGE_EXTENSIONS = frozenset(FORMATS)
 DEFAULT_SUFFIX = "_enhanced"
 #: Bytes read from stdin per pixel --max-pixels allows (16-bit RGBA, uncompressed), plus room for metadata.
 STDIN_BYTES_PER_PIXEL, STDIN_HEADROOM = 8, 1 << 20
@@ -91,7 +89,7 @@ def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool
         for file in sorted(path.rglob("*")):
             rel = file.relative_to(path)
             # Hidden names include our own temporary files (".name.xxx.part").
-            if (file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file() and not any(p.startswith(".") for p in rel.parts)
+            if (file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not any(p.startswith(".") for p in rel.parts)
                     and not (exclude is not None and file.resolve().is_relative_to(exclude))):
                 found.append((file, rel, True))
         return found, None if found else f"cannot read {arg}: no images in this folder"

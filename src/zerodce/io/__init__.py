@@ -39,8 +39,8 @@ Example:
 """
 
 from zerodce.io.files import ExifWarning, Source, Target, read_image, write_atomic, write_image
-from zerodce.io.image import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS, FORMATS, ImageData, ImageError,
-                              format_for_path, pil_to_pixels, pixels_to_pil)
+from zerodce.io.image import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageData,
+                              ImageError, format_for_path, pil_to_pixels, pixels_to_pil, to_8bit)
 from zerodce.io.tensors import pixels_to_tensor, tensor_to_pixels
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "EXTENSIONS",
     "ExifWarning",
     "FORMATS",
+    "IMAGE_SUFFIXES",
     "ImageData",
     "ImageError",
     "Source",
@@ -59,6 +60,7 @@ __all__ = [
     "pixels_to_tensor",
     "read_image",
     "tensor_to_pixels",
+    "to_8bit",
     "write_atomic",
     "write_image",
 ]

@@ -17,7 +17,7 @@ from zerodce._atomic import write_atomic
 from zerodce.io.codecs import _decode_16bit_color, _is_16bit_color, _png16, _tiff16
 from zerodce.io.image import (_FORMAT_ALIASES, _FORMATS_WITH, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY,
                               EXTENSIONS, ImageData, ImageError, _check_pixels, format_for_path, pil_to_pixels,
-                              pixels_to_pil)
+                              pixels_to_pil, to_8bit)
 
 _ORIENTATION = 0x0112
 
@@ -223,7 +223,7 @@ def _prepare(image: ImageData, format: str) -> ImageData:
     """Fit the pixels to what ``format`` can store."""
     pixels = _check_pixels(image.pixels)
     if pixels.dtype == np.uint16 and format not in _FORMATS_WITH["16bit"]:
-        pixels = np.round(pixels / 257.0).astype(np.uint8)
+        pixels = to_8bit(pixels)
     if image.has_alpha and format not in _FORMATS_WITH["alpha"]:
         pixels = pixels[..., 0] if pixels.shape[2] == 2 else pixels[..., :3]
     elif pixels.ndim == 3 and pixels.shape[2] == 2 and (format == "WEBP" or (format == "TIFF" and pixels.dtype == np.uint16)):

@@ -17,6 +17,8 @@ DEFAULT_MAX_PIXELS = 178_956_970
 
 #: Output formats by file extension.
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
+#: File name suffixes of the images we read and write (lower case): folder searches collect these.
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(FORMATS)
 #: The extension written for each output format.
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
 #: Default ``quality`` of the lossy formats.
@@ -130,3 +132,19 @@ def _check_pixels(pixels: np.ndarray) -> np.ndarray:
     if min(pixels.shape[:2]) < 1:
         raise ImageError(f"pixels must not be empty, got shape {pixels.shape}")
     return pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit pixels rounded to the nearest 8-bit level (``round(v / 257)``; 257 maps 255 to 65535), any layout.
+
+    The one 16-to-8-bit rounding of the package, in integers: no float copy of a large image.
+
+    Example:
+        >>> to_8bit(np.array([0, 128, 129, 65535], np.uint16)).tolist()
+        [0, 0, 1, 255]
+    """
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype != np.uint16:
+        raise ImageError(f"pixels must be uint8 or uint16, got {pixels.dtype}")
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
