@@ -352,6 +352,7 @@ def test_ddp_two_processes_equal_one(images, tmp_path):
     assert main(["train", *common, "--out", str(tmp_path / "single")]) == 0
     ddp, single = read_checkpoint(tmp_path / "ddp" / "last.pt"), read_checkpoint(tmp_path / "single" / "last.pt")
     assert_same_weights(ddp["model"], single["model"], atol=1e-5)
+    assert len(ddp["history"]) == len(single["history"]) == 2
     for a, b in zip(ddp["history"], single["history"]):
         for key in ("train_total", "val_total", *(f"val_{c}" for c in COMPONENTS)):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key

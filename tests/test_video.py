@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from test_cli_enhance import zerodce_cli
 from zerodce.enhance import Enhancer
 from zerodce.models import create_model
 from zerodce.video import CurveSmoother, DamagedVideoError, EncoderSettings, VideoError, enhance_video
 from zerodce.weights import save_safetensors
 
-av = pytest.importorskip("av")
+av = require("av", "video")
 
 H, W, FPS = 48, 64, 24
 GAIN = 4.0
