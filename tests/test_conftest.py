@@ -25,4 +25,4 @@ def test_missing_dependency_fails_under_ci(tmp_path, ci):
         assert done.returncode != 0 and "nothing may be skipped" in done.stdout, done.stdout + done.stderr
         assert 'pip install "zerodce[video]"' in done.stdout
     else:
-        assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout + done.stderr
+        assert done.returncode in (0, 5) and "1 skipped" in done.stdout, done.stdout + done.stderr  # 5: none ran
