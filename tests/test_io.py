@@ -328,6 +328,14 @@ class TestAtomicWrites:
         assert (tmp_path / "clip.mkv").read_bytes() == b"frames" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_16_bit_colour_names_are_local_files(tmp_path, monkeypatch):
+    # 16-bit colour PNGs are decoded by FFmpeg, to which a relative "data:x.png" is a data: URL.
+    pixels = random_pixels((4, 5, 3), np.uint16)
+    write_image(tmp_path / "data:x.png", pixels)
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(read_image("data:x.png").pixels, pixels)
+
+
 def test_16_to_8_bit_rounding_is_exact_for_every_value():
     values = np.arange(65536, dtype=np.uint16)
     np.testing.assert_array_equal(to_8bit(values), np.round(values / 257.0).astype(np.uint8))

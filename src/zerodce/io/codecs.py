@@ -27,7 +27,11 @@ def _decode_16bit_color(source: str | os.PathLike | BinaryIO) -> np.ndarray:
         import av
     except ImportError:
         raise ImageError("16-bit colour images are read with PyAV; install it with: pip install 'zerodce[video]'") from None
-    with av.open(os.fspath(source) if isinstance(source, os.PathLike) else source) as container:
+    options = None
+    if isinstance(source, (str, os.PathLike)):
+        # A local file only: to FFmpeg a relative name such as "http:x.png" is a URL.
+        source, options = "file:" + os.path.abspath(source), {"protocol_whitelist": "file"}
+    with av.open(source, container_options=options) as container:
         frame = next(container.decode(video=0))
         kind = frame.format.name  # e.g. rgb48be, rgba64be, ya16be
         pixels = frame.to_ndarray(format="rgba64le" if "a" in kind.replace("gray", "") else "rgb48le")
