@@ -19,16 +19,16 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from zerodce._device import resolve_device
-from zerodce.curves import apply_curves
+from zerodce.curves import apply_curves, upsample_curves
 from zerodce.data import ImageFolder, find_images, split
 from zerodce.losses import COMPONENTS, LossOutput, LossWeights, ZeroReferenceLoss
 from zerodce.models import DCENet, create_model
-from zerodce.models._dce_net import upsample_curves
 from zerodce.train.checkpoints import read_checkpoint, save_checkpoint
 from zerodce.train.config import (AUTHORS_IMAGE_SIZE, RESUMABLE_CHANGES, Precision, TrainConfig, TrainingError,
                                   _check_config, training_recipe)
 from zerodce.train.history import write_history
 from zerodce.weights import flush_subnormals_, save_safetensors
+
 
 class _NonFiniteLoss(Exception):
     def __init__(self, here: bool) -> None:
