@@ -231,6 +231,7 @@ class _FFmpegLog:
     _lock = threading.Lock()
     _users = 0
     _level: int | None = None
+    _skip_repeated = True
     _shared: object = None
     _shared_logs: list = []
 
@@ -241,9 +242,15 @@ class _FFmpegLog:
         cls, logging = type(self), self.av.logging
         with cls._lock:
             if cls._users == 0:
-                cls._level = logging.get_level()
+                cls._level, cls._skip_repeated = logging.get_level(), logging.get_skip_repeated()
                 if cls._level is None or cls._level < logging.ERROR:
                     logging.set_level(logging.ERROR)
+                # PyAV holds back repeats of a message and emits them with the next one, in whatever
+                # thread logs it: an earlier call's message would surface in this one. Emit what it
+                # holds now, into a capture thrown away, and hold nothing back while calls run.
+                logging.set_skip_repeated(False)
+                with logging.Capture(local=True):
+                    logging.log(logging.ERROR, "zerodce", "flush")
                 cls._shared = logging.Capture(local=False)
                 cls._shared_logs = cls._shared.__enter__()
             cls._users += 1
@@ -260,6 +267,7 @@ class _FFmpegLog:
             if cls._users == 0:
                 cls._shared.__exit__(None, None, None)
                 self.av.logging.set_level(cls._level)
+                self.av.logging.set_skip_repeated(cls._skip_repeated)
 
     def errors(self, decoder: str) -> list[tuple[int, str, str]]:
         """``(level, context, message)`` of the errors logged so far by this call's thread or by ``decoder``."""
