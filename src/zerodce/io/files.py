@@ -77,8 +77,8 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     except UnidentifiedImageError:
         raise ImageError(f"cannot read {name}: not an image, or a format we cannot read") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"cannot read {name}: {str(exc).rstrip('.')} (possible decompression bomb; Pillow's "
-                         "limit, PIL.Image.MAX_IMAGE_PIXELS, which the CLI sets from --max-pixels)") from None
+        raise ImageError(f"cannot read {name}: {str(exc).rstrip('.')}; raise the limit with --max-pixels "
+                         "(in Python: PIL.Image.MAX_IMAGE_PIXELS)") from None
     except MemoryError:
         raise ImageError(f"cannot read {name}: out of memory while decoding; close other programs or "
                          "refuse such images with a lower --max-pixels") from None
