@@ -4,8 +4,9 @@ Each subcommand lives in its own module with ``register(subparsers)``, which add
 its parser and sets ``func``. Exit codes: 0 success, 1 an input or run failed,
 2 usage error, 130 interrupted.
 
-Errors: zerodce's own errors (:class:`~zerodce._checks.ZerodceError`: a file,
-setting or input the user can fix) and failed system calls (disk full,
+Errors: zerodce's own errors (:class:`~zerodce._checks.ZerodceError` and the
+other error types the package defines: a file, setting or input the user can
+fix) and failed system calls (disk full,
 permission denied...) are printed as one line. Anything else is a bug: one line
 saying so, exit code 1, and the traceback with ``--debug`` or ``ZERODCE_DEBUG=1``.
 
@@ -98,9 +99,11 @@ def process_settings(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _expected(exc: BaseException) -> bool:
-    """Whether ``exc`` is a failure to report in one line, not a bug."""
-    # An OSError with an errno is a failed system call: disk full, permission denied, no such file.
-    return isinstance(exc, ZerodceError) or (isinstance(exc, OSError) and exc.errno is not None)
+    """Whether ``exc`` is a failure to report in one line, not a bug: one of zerodce's own error types
+    (:class:`~zerodce._checks.ZerodceError` and any other class defined in the package), or a failed
+    system call (an OSError with an errno: disk full, permission denied, no such file)."""
+    own = any(cls.__module__.partition(".")[0] == "zerodce" for cls in type(exc).__mro__)
+    return own or (isinstance(exc, OSError) and exc.errno is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
