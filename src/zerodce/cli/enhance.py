@@ -21,9 +21,10 @@ import torch
 from tqdm import tqdm
 
 from zerodce.cli import CommandError, UsageError, set_torch_threads
-from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args, int_range
+from zerodce.cli._options import (add_enhancer_options, add_max_pixels_option, add_overwrite_option,
+                                 enhancer_from_args, int_range)
 from zerodce.enhance import enhance_files
-from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageError, read_image, write_image
+from zerodce.io import EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageError, read_image, write_image
 
 DEFAULT_SUFFIX = "_enhanced"
 #: Bytes read from stdin per pixel --max-pixels allows (16-bit RGBA, uncompressed), plus room for metadata.
@@ -63,13 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
     parser.set_defaults(func=run)
-
-
-def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
-    """``--max-pixels``: the size limit of images and video frames (also Pillow's, see :mod:`zerodce.cli`)."""
-    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help="refuse larger images (and video frames) as decompression bombs; 0 for no limit "
-                             "(default: %(default)s)")
 
 
 @dataclass

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from zerodce.cli import CommandError
-from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args
-from zerodce.cli.enhance import DEFAULT_SUFFIX, add_max_pixels_option
+from zerodce.cli._options import add_enhancer_options, add_max_pixels_option, add_overwrite_option, enhancer_from_args
+from zerodce.cli.enhance import DEFAULT_SUFFIX
 from zerodce.video import DEFAULT_SMOOTHING, EncoderSettings, enhance_video
 
 EXAMPLES = """\
