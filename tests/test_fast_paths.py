@@ -21,20 +21,14 @@ from zerodce.enhance import Enhancer
 from zerodce.io import pixels_to_tensor, tensor_to_pixels
 from zerodce.models._dce_net import downscale
 
+from conftest import require_native
+
 TOL = 1e-4
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape
     return (a.double() - b.double()).abs().max().item()
-
-
-def require_native() -> None:
-    """Skip without the compiled kernels; under CI=true, fail (its machines have a C compiler)."""
-    if not _native.available():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the compiled curve kernels could not be built (is a C compiler installed?)")
-        pytest.skip("no C compiler: compiled curve kernels unavailable")
 
 
 @pytest.fixture(params=["native", "blocks"])

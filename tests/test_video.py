@@ -10,6 +10,7 @@ frame-to-frame change is amplified, the worst case for flicker.
 from __future__ import annotations
 
 import hashlib
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from test_cli_enhance import zerodce_cli
 from zerodce.enhance import Enhancer
 from zerodce.models import create_model
 from zerodce.video import CurveSmoother, DamagedVideoError, EncoderSettings, VideoError, enhance_video
 from zerodce.weights import save_safetensors
 
-av = pytest.importorskip("av")
+av = require("av", "video")
 
 H, W, FPS = 48, 64, 24
 GAIN = 4.0
@@ -51,7 +53,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def enhancer() -> Enhancer:
-    return Enhancer(brightness_model(), device="cpu")
+    """The model as trained (strength 1, no denoising), so frames can be checked against it exactly."""
+    return Enhancer(brightness_model(), device="cpu", strength=1.0, denoise="off")
 
 
 def dark_scene(n: int = 24, noise: float = 0.02, seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
@@ -269,6 +272,26 @@ def test_flicker_lower_with_smoothing_cli(tmp_path, checkpoint):
     assert runs["smoothed"] <= source
 
 
+def test_static_noisy_scene_does_not_shimmer(tmp_path, checkpoint):
+    """A still, dark, noisy shot (fresh sensor noise every frame, nothing moving): the default
+    pipeline denoises what the curves amplified, so the frame-to-frame variation of each pixel
+    is much lower than with denoising off, and the picture is as bright."""
+    still = np.median(dark_scene(12, noise=0.0, seed=2), axis=0)  # the scene without its moving square
+    noise = np.random.default_rng(3).normal(0, 4, (12, *still.shape))
+    frames = np.clip(still[None] + noise, 0, 255).round().astype(np.uint8)
+    src = write_video(tmp_path / "static.mkv", frames, codec="ffv1", pix_fmt="bgr0")
+    shimmer = {}
+    for name, extra in (("default", []), ("off", ["--denoise", "off"])):
+        out = tmp_path / f"{name}.mkv"
+        result = zerodce_cli("video", src, "-o", out, "--checkpoint", checkpoint, "--device", "cpu",
+                             "--codec", "ffv1", "--pix-fmt", "bgr0", *extra)
+        assert result.returncode == 0, result.stderr
+        video = read_video(out)["frames"].astype(float)
+        shimmer[name] = (video.std(axis=0).mean(), video.mean())
+    assert shimmer["default"][0] < 0.6 * shimmer["off"][0]
+    assert abs(shimmer["default"][1] - shimmer["off"][1]) < 3
+
+
 def test_cli_writes_and_reports(tmp_path, checkpoint):
     src = write_video(tmp_path / "night.mp4", dark_scene(8), audio=True)
     before = sha(src)
@@ -415,3 +438,56 @@ def test_cli_usage_errors_exit_2(tmp_path, args):
     with pytest.raises(SystemExit) as info:
         main(["video", str(tmp_path / "in.mp4"), *args])
     assert info.value.code == 2
+
+
+class TestBoundsAndIsolation:
+    def test_frames_obey_max_pixels(self, tmp_path, enhancer):
+        src = write_video(tmp_path / "in.mkv", dark_scene(3))
+        with pytest.raises(VideoError, match=r"exceeds the limit of .*--max-pixels"):
+            enhance_video(src, tmp_path / "out.mkv", enhancer, max_pixels=W * H - 1)
+        assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
+        assert enhance_video(src, tmp_path / "out.mkv", enhancer, max_pixels=W * H).frames == 3
+
+    def test_cli_max_pixels(self, tmp_path, checkpoint):
+        src = write_video(tmp_path / "in.mkv", dark_scene(3))
+        result = zerodce_cli("video", src, "-o", tmp_path / "out.mkv", "--max-pixels", "100", "--checkpoint", checkpoint)
+        err = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 1 and len(err) == 1 and "exceeds the limit of 100" in err[0]
+
+    def test_names_are_local_files_not_protocols(self, tmp_path, enhancer, monkeypatch):
+        # To FFmpeg, "data:x.mkv" is a data: URL; a local file of that name must be read as itself.
+        write_video(tmp_path / "data:x.mkv", dark_scene(3))
+        monkeypatch.chdir(tmp_path)
+        assert enhance_video(Path("data:x.mkv"), Path("data:out.mkv"), enhancer).frames == 3
+        assert len(read_video(tmp_path / "data:out.mkv")["frames"]) == 3
+
+    def test_log_capture_is_per_call_and_level_restored(self):
+        from zerodce.video import _FFmpegLog
+
+        level, error = av.logging.get_level(), av.logging.ERROR
+        av.logging.set_level(error)
+        for _ in range(3):  # an earlier message held back as a repeat must not surface in the calls below
+            av.logging.log(error, "mov", "before the calls")
+        av.logging.set_level(level)
+        a_done, b_entered, results = threading.Event(), threading.Event(), {}
+
+        def call_b():
+            with _FFmpegLog(av) as log:
+                b_entered.set()
+                a_done.wait(30)
+                av.logging.log(error, "mov", "b's own")
+                worker = threading.Thread(target=av.logging.log, args=(error, "h264", "b's decoder"))
+                worker.start()
+                worker.join()
+                results["b"] = [message for _, _, message in log.errors("h264")]
+
+        thread = threading.Thread(target=call_b)
+        with _FFmpegLog(av) as log:  # a: entered first, left first (PyAV's stack would pop b's capture)
+            thread.start()
+            b_entered.wait(30)
+            av.logging.log(error, "mov", "a's own")
+            results["a"] = [message for _, _, message in log.errors("vp9")]
+        a_done.set()
+        thread.join(30)
+        assert results == {"a": ["a's own"], "b": ["b's own", "b's decoder"]}
+        assert av.logging.get_level() == level

@@ -12,10 +12,10 @@ Every input takes ONE pipeline (:meth:`Enhancer.enhance_tensor`; 8-bit images
 stay 8-bit throughout, everything else is float):
 
 1. **curves**: the network estimates the curve maps (:meth:`Enhancer.curves`);
-   video smooths them over time here (``curve_filter``);
 2. **strength**: the maps are scaled, by a fixed factor or by the one that
    brings this photo to a natural exposure (``strength="auto"``,
-   :mod:`zerodce.enhance.exposure`);
+   :mod:`zerodce.enhance.exposure`); video smooths the scaled maps over time
+   here (``curve_filter``), so the exposure is steady too;
 3. **apply**: the curves are applied (:mod:`zerodce.curves`), giving the enhanced
    image and, where denoising follows, the curves' gain at each pixel;
 4. **denoise**: the noise the curves amplified is filtered out, as strongly as
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zerodce._checks import check_image_tensor
+from zerodce._checks import InputError, check_image_tensor
 from zerodce._device import resolve_device
 from zerodce.curves import apply_curves_fused, apply_low_res_curves
 from zerodce.enhance import denoise as denoising
@@ -66,7 +66,7 @@ DEFAULT_TILE = 512
 #: Longest side of the reduced copy on which a full-resolution model's strength is chosen.
 STRENGTH_PROXY_SIDE = 256
 
-#: A function from curve maps to the curve maps to apply (same shape), e.g. temporal smoothing.
+#: A function from (strength-scaled) curve maps to the curve maps to apply (same shape), e.g. temporal smoothing.
 CurveFilter = Callable[[torch.Tensor], torch.Tensor]
 #: ``"auto"`` (exposure-adaptive) or a factor on the curves (1 = the model as trained).
 Strength = Union[float, Literal["auto"]]
@@ -96,7 +96,8 @@ class CurveModel(Protocol):
 
 
 def parse_strength(value: str | float) -> Strength:
-    """``"auto"`` or a number >= 0, from user input (CLI, HTTP); ``ValueError`` with a one-line reason otherwise.
+    """``"auto"`` or a number >= 0, from user input (CLI, HTTP); :class:`~zerodce._checks.InputError` (a
+    ``ValueError``) with a one-line reason otherwise.
 
     Example:
         >>> parse_strength("auto"), parse_strength("1.5")
@@ -107,14 +108,14 @@ def parse_strength(value: str | float) -> Strength:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"strength must be 'auto' or a number >= 0, got {value!r}") from None
+        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"strength must be 'auto' or a number >= 0, got {value!r}")
+        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}")
     return number
 
 
 def parse_denoise(value: str | float) -> Denoise:
-    """``"auto"``, ``"off"`` or a level >= 0, from user input; ``ValueError`` with a one-line reason otherwise.
+    """``"auto"``, ``"off"`` or a level >= 0, from user input; :class:`~zerodce._checks.InputError` otherwise.
 
     Example:
         >>> parse_denoise("off"), parse_denoise("AUTO"), parse_denoise("2")
@@ -125,9 +126,9 @@ def parse_denoise(value: str | float) -> Denoise:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}") from None
+        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}")
+        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}")
     return number
 
 
@@ -177,13 +178,13 @@ class Enhancer:
         self._strength = parse_strength(strength)
         self._denoise = parse_denoise(denoise)
         if tile < 0:
-            raise ValueError(f"tile must be >= 0 (0 disables tiling), got {tile}")
+            raise InputError(f"tile must be >= 0 (0 disables tiling), got {tile}")
         self._device = resolve_device(device)
         if isinstance(model, str):
             kwargs = {} if scale_factor is None else {"scale_factor": scale_factor}
             model = create_model(model, pretrained=checkpoint is None, checkpoint=checkpoint, **kwargs)
         elif scale_factor is not None or checkpoint is not None:
-            raise ValueError("scale_factor and checkpoint apply to a model name, not to a model instance")
+            raise InputError("scale_factor and checkpoint apply to a model name, not to a model instance")
         self._model = model.to(self._device).eval()
         self._tile = int(tile)
 
@@ -223,7 +224,7 @@ class Enhancer:
             other._denoise = parse_denoise(denoise)
         if tile is not None:
             if tile < 0:
-                raise ValueError(f"tile must be >= 0 (0 disables tiling), got {tile}")
+                raise InputError(f"tile must be >= 0 (0 disables tiling), got {tile}")
             other._tile = int(tile)
         return other
 
@@ -232,8 +233,7 @@ class Enhancer:
         """Curve maps of ``x`` (float in [0, 1] or uint8) before strength: ``(maps, padded_size)``.
 
         For ``scale_factor > 1`` the maps are at the network's (low) resolution;
-        otherwise full resolution, estimated tile by tile. Video smooths these over
-        time and passes them to :meth:`apply`.
+        otherwise full resolution, estimated tile by tile. :meth:`apply` takes them.
         """
         check_image_tensor(x, "x", uint8=True)
         x = x.to(self.device)
@@ -277,6 +277,7 @@ class Enhancer:
         maps: torch.Tensor | None,
         padded: tuple[int, int],
         out: torch.Tensor | None = None,
+        curve_filter: CurveFilter | None = None,
     ) -> torch.Tensor:
         """Strength, curves and denoising: the pipeline after :meth:`curves`, in pieces of ``tile`` pixels.
 
@@ -286,6 +287,7 @@ class Enhancer:
                 for a full-resolution model to estimate them tile by tile.
             padded: the padded size from :meth:`curves` (``(H, W)`` for ``None`` maps).
             out: optional tensor like ``x`` (shape and dtype) on :attr:`device` to write into.
+            curve_filter: applied to the maps after strength (not with ``None`` maps).
 
         Returns:
             The enhanced images, shaped like ``x``, dtype of ``x``, on :attr:`device`.
@@ -298,10 +300,11 @@ class Enhancer:
             return out
         low_res = self.model.scale_factor > 1
         if maps is None and low_res:
-            raise ValueError("maps are needed for a model that estimates curves at low resolution")
+            raise InputError("maps are needed for a model that estimates curves at low resolution")
         strengths = self._strengths(x, maps)
         if maps is not None:
             maps = _scaled(maps.to(self.device, torch.float32), strengths)
+            maps = maps if curve_filter is None else curve_filter(maps)
         level = _denoise_level(self.denoise)
         sigma = denoising.estimate_noise(x) if level > 0 else None
         margin = denoising.RADIUS if sigma is not None else 0
@@ -332,7 +335,7 @@ class Enhancer:
                        out: torch.Tensor | None = None) -> torch.Tensor:
         """Enhance ``(B, 3, H, W)``, float in [0, 1] or uint8; returns the same shape, dtype and device.
 
-        ``curve_filter`` maps the curve maps of :meth:`curves` to the ones applied
+        ``curve_filter`` maps the strength-scaled curve maps to the ones applied
         (video smooths them over time); with it, Zero-DCE's full-resolution maps are
         estimated for the whole image before any is applied. ``out``, if given, is
         written and returned (same shape and dtype as ``x``).
@@ -345,12 +348,11 @@ class Enhancer:
         x = x.to(self.device, torch.uint8 if x.dtype == torch.uint8 else torch.float32)
         if self.model.scale_factor > 1 or curve_filter is not None:
             maps, padded = self.curves(x)
-            maps = maps if curve_filter is None else curve_filter(maps)
         else:
             # Estimated per tile inside apply, so full-resolution curve maps never exist at once.
             maps, padded = None, tuple(x.shape[-2:])
         direct = out is not None and out.device == self.device and out.dtype == x.dtype
-        y = self.apply(x, maps, padded, out=out if direct else None)
+        y = self.apply(x, maps, padded, out=out if direct else None, curve_filter=curve_filter)
         if out is not None and not direct:
             return out.copy_(y)
         return y if direct else y.to(out_device, out_dtype)
@@ -373,7 +375,7 @@ class Enhancer:
             dtype('uint16')
         """
         if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
-            raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
+            raise InputError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
         if not pixels.size:
             return pixels.copy()
         if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] in (3, 4):
@@ -523,7 +525,8 @@ def enhance_files(
     zlib and torch release the GIL); only ``workers`` images are in memory at
     once. On a small CPU, one torch thread per worker beats several threads
     fighting over each image (the CLI sets that). A file that fails is reported
-    and the rest go on. The output format comes from each target's extension.
+    and the rest go on, whatever the failure (an unexpected one is reported with
+    its type). The output format comes from each target's extension.
     """
 
     def one(source: str | Path, target: str | Path) -> FileResult:
@@ -533,6 +536,10 @@ def enhance_files(
             return FileResult(source, target, "failed", str(exc))
         except (MemoryError, torch.OutOfMemoryError):
             return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+        except Exception as exc:  # one file's failure, whatever it is, must not stop the batch
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+            return FileResult(source, target, "failed", f"cannot enhance {source}: unexpected error ({detail})")
         return FileResult(source, target, "done", megapixels=image.megapixels)
 
     jobs = iter(jobs)

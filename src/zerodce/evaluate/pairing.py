@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from zerodce._checks import InputError
 from zerodce.data import find_images
-from zerodce.io import FORMATS
+from zerodce.io import IMAGE_SUFFIXES
 
 #: Sub-folders of a dataset root, ``(low, ground truth)``, tried in order (case-insensitive):
 #: LOL (``eval15/low``, ``eval15/high``), a bare pair of folders, LOL-v2 (``Low``, ``Normal``,
@@ -31,7 +32,7 @@ LAYOUTS: tuple[tuple[str, str], ...] = (
 _ROLE_PREFIX = re.compile(r"^(low|normal|high)(?=\d)", re.IGNORECASE)
 
 
-class PairingError(ValueError):
+class PairingError(InputError):
     """Folders whose images cannot be paired; the message names the images concerned."""
 
 
@@ -93,14 +94,14 @@ def _index(folder: Path) -> dict[str, Path]:
         raise PairingError(f"{folder} is not a folder")
     index: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in FORMATS or path.name.startswith(".") or not path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or not path.is_file():
             continue
         key = _ROLE_PREFIX.sub("", path.stem)
         if key in index:
             raise PairingError(f"{index[key].name} and {path.name} in {folder} pair with the same images; keep one")
         index[key] = path
     if not index:
-        raise PairingError(f"no images in {folder} (looked for {', '.join(sorted(FORMATS))})")
+        raise PairingError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return index
 
 
@@ -141,7 +142,7 @@ def find_photos(sources: Sequence[str | Path]) -> list[Pair]:
     named ``folder/...`` so that two folders' ``1.png`` stay apart.
 
     Raises:
-        ValueError: a source that does not exist or holds no image (:class:`PairingError`:
+        InputError: a source that does not exist or holds no image (:class:`PairingError`:
             two photos with one name).
     """
     pairs: list[Pair] = []

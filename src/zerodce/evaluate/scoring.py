@@ -28,7 +28,7 @@ from tqdm import tqdm
 from zerodce.baselines import BASELINES, Baseline
 from zerodce.enhance import Enhancer
 from zerodce.evaluate.pairing import Pair, match_folder
-from zerodce.io import ImageError, read_image
+from zerodce.io import ImageError, read_image, to_8bit
 from zerodce.metrics import psnr, ssim
 
 #: A method maps a pair and an input image as decoded from its file (``None`` without
@@ -37,14 +37,13 @@ Method = Callable[[Pair, "np.ndarray | None"], np.ndarray]
 
 
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:
-    """An image array as 8-bit RGB ``(H, W, 3)``: gray repeated, alpha dropped, 16-bit rounded.
+    """An image array as 8-bit RGB ``(H, W, 3)``: gray repeated, alpha dropped, 16-bit rounded (:func:`~zerodce.io.to_8bit`).
 
     Example:
         >>> to_rgb8(np.full((1, 2, 2), 65535, np.uint16)).tolist()
         [[[255, 255, 255], [255, 255, 255]]]
     """
-    if pixels.dtype == np.uint16:
-        pixels = np.round(pixels / 257.0).astype(np.uint8)
+    pixels = to_8bit(pixels)
     if pixels.ndim == 2:
         return np.repeat(pixels[..., None], 3, axis=2)
     return np.repeat(pixels[..., :1], 3, axis=2) if pixels.shape[2] == 2 else np.ascontiguousarray(pixels[..., :3])
