@@ -411,6 +411,12 @@ class TestCLI:
             assert [im["psnr"] for im in method["images"]] == pytest.approx(expected)
         assert methods[0]["mean"] != methods[1]["mean"]
 
+    def test_max_pixels(self, dataset, checkpoint, capsys):
+        model = ["--checkpoint", str(checkpoint), "--device", "cpu"]
+        assert main(["eval", str(dataset), *model, "--max-pixels", str(SIZE[0] * SIZE[1] - 1)]) == 1
+        assert "none of the 3 images could be evaluated" in capsys.readouterr().err
+        assert main(["eval", "--no-reference", str(dataset / "eval15" / "low"), *model, "--max-pixels", "0"]) == 0
+
     def test_onnx_checkpoint_as_in_enhance(self, dataset, tmp_path):
         from zerodce.export import export_onnx  # the test extra installs onnx and onnxruntime
 

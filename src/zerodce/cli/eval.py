@@ -23,7 +23,7 @@ from typing import Callable, NoReturn
 
 from zerodce._extras import MissingExtraError, import_extra
 from zerodce.cli import CommandError, UsageError
-from zerodce.cli._options import add_enhancer_options, enhancer_from_args, int_range
+from zerodce.cli._options import add_enhancer_options, add_max_pixels_option, enhancer_from_args, int_range
 from zerodce.evaluate import (ContactSheet, baseline_methods, dataset_dirs, evaluate, evaluate_no_reference,
                               find_pairs, find_photos, folder_method, format_no_reference_table, format_table,
                               model_method, write_json, write_markdown, write_no_reference_markdown)
@@ -155,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="photos without ground truth (files, folders searched recursively): report LOE, "
                              "noise, brightness and clipped pixels of the inputs and of every method")
     add_enhancer_options(parser)
+    add_max_pixels_option(parser)
     parser.add_argument("--compare", action="append", type=_compare_spec, default=[],
                         metavar="NAME[=CHECKPOINT][,SETTING...]",
                         help="also evaluate this model (shipped weights, or CHECKPOINT) in the same table; "
@@ -259,14 +260,14 @@ def run(args: argparse.Namespace) -> int:
         low, high = dataset_dirs(args.root) if args.root else (args.low, args.high)
         pairs = find_pairs(low, high)
     models = [model_method(enhancer_from_args(entry)) for entry in entries]
-    methods = dict(zip(labels, models + [folder_method(folder, pairs) for folder in args.enhanced]
+    methods = dict(zip(labels, models + [folder_method(folder, pairs, args.max_pixels or None) for folder in args.enhanced]
                        + list(baselines.values()), strict=True))
     enhancing = labels[:len(models)] + labels[len(models) + len(args.enhanced):]  # models and baselines
     progress = sys.stderr.isatty()
 
     if args.no_reference:
         sheet = ContactSheet(["input", *methods], args.grid_width) if args.grid else None
-        evaluation = evaluate_no_reference(pairs, methods, progress=progress,
+        evaluation = evaluate_no_reference(pairs, methods, progress=progress, max_pixels=args.max_pixels or None,
                                            on_image=(lambda name, image, outputs: sheet.add(name, [image, *outputs]))
                                            if sheet else None)
     else:
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         sheet = ContactSheet((["input"] if has_inputs else []) + list(methods) + ["ground truth"],
                              args.grid_width) if args.grid else None
         evaluation = evaluate(pairs, methods, on_pair=sheet.add_pair if sheet else None, progress=progress,
-                              well_exposed=enhancing if args.well_exposed else ())
+                              well_exposed=enhancing if args.well_exposed else (), max_pixels=args.max_pixels or None)
     for failure in evaluation.failures:
         print(f"zerodce eval: skipped {failure}", file=sys.stderr)
     results = evaluation.results

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from zerodce._extras import import_extra
 from zerodce.evaluate.pairing import Pair
 from zerodce.evaluate.scoring import Method, json_number, run_methods, to_rgb8
-from zerodce.io import ImageError, read_image
+from zerodce.io import DEFAULT_MAX_PIXELS, ImageError, read_image
 
 #: Shorter side, in pixels, of the downsampled lightness maps that :func:`lightness_order_error` compares.
 LOE_SIDE = 50
@@ -175,6 +175,7 @@ def evaluate_no_reference(
     *,
     on_image: ImageCallback | None = None,
     progress: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> NoReferenceEvaluation:
     """Score the inputs and every method's outputs without a ground truth.
 
@@ -183,6 +184,7 @@ def evaluate_no_reference(
         methods: display name -> :data:`~zerodce.evaluate.Method`, in table order.
         on_image: sees each photo's images (e.g. to add a :class:`~zerodce.evaluate.ContactSheet` row).
         progress: show a progress bar on stderr.
+        max_pixels: larger photos are refused (:func:`~zerodce.io.read_image`; ``None``: no limit).
 
     A photo that cannot be read is reported in the failures and left out.
     Errors of a method itself propagate.
@@ -190,7 +192,7 @@ def evaluate_no_reference(
     evaluation = NoReferenceEvaluation([NoReferenceResult("input")] + [NoReferenceResult(name) for name in methods])
     for pair in tqdm(pairs, unit="img", disable=not progress, desc="eval"):
         try:
-            pixels = read_image(pair.low).pixels
+            pixels = read_image(pair.low, max_pixels=max_pixels).pixels
             image = to_rgb8(pixels)
             outputs = run_methods(pair, methods, pixels, image.shape, f"the input {pair.low}")
         except ImageError as exc:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from zerodce.baselines import BASELINES, Baseline
 from zerodce.enhance import Enhancer
 from zerodce.evaluate.pairing import Pair, match_folder
-from zerodce.io import ImageError, read_image, to_8bit
+from zerodce.io import DEFAULT_MAX_PIXELS, ImageError, read_image, to_8bit
 from zerodce.metrics import psnr, ssim
 
 #: A method maps a pair and an input image as decoded from its file (``None`` without
@@ -83,14 +83,16 @@ def baseline_methods() -> dict[str, Method]:
     return {name: method(fn) for name, fn in BASELINES.items()}
 
 
-def folder_method(folder: str | Path, pairs: Sequence[Pair]) -> Method:
+def folder_method(folder: str | Path, pairs: Sequence[Pair], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Method:
     """Already-enhanced images: each pair's output is ``folder``'s image of the same stem.
+
+    ``max_pixels`` is :func:`~zerodce.io.read_image`'s limit (``None``: none).
 
     Raises:
         PairingError: ``folder`` lacks the image of a pair (named).
     """
     files = match_folder(folder, pairs)
-    return lambda pair, low: read_image(files[pair.name]).pixels
+    return lambda pair, low: read_image(files[pair.name], max_pixels=max_pixels).pixels
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def evaluate(
     on_pair: PairCallback | None = None,
     progress: bool = False,
     well_exposed: Collection[str] = (),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Evaluation:
     """Score every method on every pair.
 
@@ -230,6 +233,7 @@ def evaluate(
             input, scored against it (:attr:`MethodResult.well_exposed`): how much a
             method changes a photo that needed no enhancement. Only for methods that
             enhance their input (models, baselines), not for finished folders.
+        max_pixels: larger images are refused (:func:`~zerodce.io.read_image`; ``None``: no limit).
 
     A pair whose files cannot be read, or whose images differ in size, is
     reported in :attr:`Evaluation.failures` and left out of every method, so the
@@ -242,9 +246,9 @@ def evaluate(
     exposed = {name: method for name, method in methods.items() if name in well_exposed}
     for pair in tqdm(pairs, unit="img", disable=not progress, desc="eval"):
         try:
-            high_pixels = read_image(pair.high).pixels
+            high_pixels = read_image(pair.high, max_pixels=max_pixels).pixels
             high = to_rgb8(high_pixels)
-            low_pixels = None if pair.low is None else read_image(pair.low).pixels
+            low_pixels = None if pair.low is None else read_image(pair.low, max_pixels=max_pixels).pixels
             low = None if low_pixels is None else to_rgb8(low_pixels)
             if low is not None and low.shape != high.shape:
                 raise ImageError(f"{pair.low} is {size_text(low)} but its ground truth {pair.high} is {size_text(high)}")
