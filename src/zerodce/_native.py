@@ -134,7 +134,7 @@ def _library_name(compiler: list[str], identity: bytes, flags: list[str]) -> str
 
 def _distrust(st: os.stat_result, what: str) -> str | None:
     """Why a file or folder with status ``st`` is not to be trusted, or ``None``."""
-    if st.st_uid != os.geteuid():
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():  # POSIX; elsewhere the mode bits are all there is
         return f"{what} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
