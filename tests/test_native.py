@@ -375,6 +375,16 @@ class TestMemorySafety:
     def test_the_c_code_clamps_on_its_own(self):
         run_direct_c_calls()
 
+    @pytest.mark.parametrize("shape", [(0, 4, 4), (1, 0, 4), (1, 4, 0)])
+    def test_empty_images(self, shape):
+        b, h, w = shape
+        x = torch.rand(b, 3, h, w)
+        out = torch.empty(b, 3, h, w)
+        assert _native.apply_maps(x, _maps(b=1, h=h, w=w), 8, out)  # a batch of 0 broadcast with 1: 0, as torch
+        assert _native.apply_low_res(x, _maps(b=1, h=2, w=2), (max(h, 1), max(w, 1)), 8, 0, out)
+        assert _native.downscale(x, 3).shape == (b, 3, -(-h // 3), -(-w // 3))
+        assert _native.denoise_level(torch.rand(3, h, w), torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
+
     def test_in_place_is_allowed(self):
         x, maps = torch.rand(2, 3, 9, 11), torch.rand(1, 3, 9, 11) * 2 - 1
         expected = apply_curves_reference(x, maps)

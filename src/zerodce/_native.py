@@ -320,9 +320,10 @@ def _check_layout(t: torch.Tensor, name: str, written: bool) -> None:
 
 
 def _check_batch(x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, other_name: str) -> int:
-    """The broadcast batch of ``x`` and ``other``, which ``out`` must have."""
-    b = max(x.shape[0], other.shape[0])
-    if x.shape[0] not in (1, b) or other.shape[0] not in (1, b):
+    """The broadcast batch of ``x`` and ``other`` (as torch broadcasts: 1 with 0 is 0), which ``out`` must have."""
+    bx, bo = x.shape[0], other.shape[0]
+    b = bo if bx == 1 else bx
+    if bo not in (1, b):
         raise ValueError(f"the batches of x {tuple(x.shape)} and {other_name} {tuple(other.shape)} do not broadcast")
     expected = (b, 3, *x.shape[-2:])
     if tuple(out.shape) != expected:
