@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from zerodce import _native
 from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
-from zerodce.enhance.denoise import denoise_level
+from zerodce.enhance.denoise import denoise_level, smooth3x3
 
 from conftest import require_native
 
@@ -187,10 +187,11 @@ def denoise_case(rng: random.Random) -> None:
     h, w = rng.randint(1, 30), rng.randint(1, 30)
     src = random_values(rng, (3, h, w), False)
     gain = 0.5 + 6 * random_values(rng, (h, w), False)  # some pixels not amplified at all
+    guide = src if rng.random() < 0.5 else smooth3x3(src)
     hscale, dilation = rng.choice([0.0, rng.uniform(0.0, 0.2)]), rng.choice([1, 2, 4, 8, 16, 40])
     dst = torch.full_like(src, -3.0)
-    assert _native.denoise_level(src, gain, hscale, dilation, dst)
-    assert (dst - denoise_level(src, gain, hscale, dilation)).abs().max() <= 1e-5
+    assert _native.denoise_level(src, guide, gain, hscale, dilation, dst)
+    assert (dst - denoise_level(src, gain, hscale, dilation, guide)).abs().max() <= 1e-5
 
 
 def run_case(seed: int) -> None:
@@ -222,6 +223,12 @@ def _x(b=1, h=8, w=8):
 
 def _maps(b=1, c=3, h=8, w=8):
     return torch.rand(b, c, h, w) * 2 - 1
+
+
+def _denoise(src=(3, 8, 8), gain=(8, 8), hscale=0.1, dilation=1, dst=(3, 8, 8), guide=None):
+    src = torch.rand(src)
+    return _native.denoise_level(src, src if guide is None else torch.rand(guide), torch.ones(gain), hscale, dilation,
+                                 torch.empty(dst))
 
 
 def _shared_buffer():
@@ -266,14 +273,13 @@ WRONG_CALLS = {
     # downscale and denoise
     "downscale by 0": (lambda: _native.downscale(_x(), 0), "factor"),
     "downscale of 3 dims": (lambda: _native.downscale(torch.rand(3, 8, 8), 2), "x must be"),
-    "denoise with dilation 0": (lambda: _native.denoise_level(
-        torch.rand(3, 8, 8), torch.ones(8, 8), 0.1, 0, torch.empty(3, 8, 8)), "dilation"),
-    "denoise with a NaN scale": (lambda: _native.denoise_level(
-        torch.rand(3, 8, 8), torch.ones(8, 8), float("nan"), 1, torch.empty(3, 8, 8)), "hscale"),
-    "denoise into a smaller dst": (lambda: _native.denoise_level(
-        torch.rand(3, 8, 8), torch.ones(8, 8), 0.1, 1, torch.empty(3, 7, 8)), "dst must"),
-    "denoise of 4 channels": (lambda: _native.denoise_level(
-        torch.rand(4, 8, 8), torch.ones(8, 8), 0.1, 1, torch.empty(4, 8, 8)), "src must"),
+    "denoise with dilation 0": (lambda: _denoise(dilation=0), "dilation"),
+    "denoise with a NaN scale": (lambda: _denoise(hscale=float("nan")), "hscale"),
+    "denoise with a negative scale": (lambda: _denoise(hscale=-0.1), "hscale"),
+    "denoise into a smaller dst": (lambda: _denoise(dst=(3, 7, 8)), "dst must"),
+    "denoise with a smaller guide": (lambda: _denoise(guide=(3, 8, 7)), "guide must"),
+    "denoise with a gain of another size": (lambda: _denoise(gain=(8, 7)), "gain must"),
+    "denoise of 4 channels": (lambda: _denoise(src=(4, 8, 8), dst=(4, 8, 8)), "src must"),
 }
 
 
@@ -319,7 +325,8 @@ def run_direct_c_calls() -> None:
     assert lib.zdce_apply_maps(_native._plane(x, 0), _native._plane(out, 0), 4, 8, 0, _native._plane(x, 0), 0, 8,
                                None, 0) == bad
     src, gain, dst = torch.rand(3, 4, 5), torch.ones(4, 5), torch.empty(3, 4, 5)
-    assert lib.zdce_denoise_level(src.data_ptr(), dst.data_ptr(), 4, 5, gain.data_ptr(), 0.1, 1, 2, 3) == bad
+    assert lib.zdce_denoise_level(src.data_ptr(), src.data_ptr(), dst.data_ptr(), 4, 5, gain.data_ptr(), 0.1, 1, 2,
+                                  3) == bad
     assert lib.zdce_downscale(_native._plane(x, 0), 3, 4, 64, 0, dst.data_ptr()) == bad
 
 
@@ -383,7 +390,8 @@ class TestMemorySafety:
         assert _native.apply_maps(x, _maps(b=1, h=h, w=w), 8, out)  # a batch of 0 broadcast with 1: 0, as torch
         assert _native.apply_low_res(x, _maps(b=1, h=2, w=2), (max(h, 1), max(w, 1)), 8, 0, out)
         assert _native.downscale(x, 3).shape == (b, 3, -(-h // 3), -(-w // 3))
-        assert _native.denoise_level(torch.rand(3, h, w), torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
+        y = torch.rand(3, h, w)
+        assert _native.denoise_level(y, y, torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
 
     def test_in_place_is_allowed(self):
         x, maps = torch.rand(2, 3, 9, 11), torch.rand(1, 3, 9, 11) * 2 - 1
@@ -397,9 +405,11 @@ class TestMemorySafety:
         strided_gain = torch.empty(1, 1, 4, 8)[..., ::2]
         assert not _native.apply_maps(x, _maps(h=4, w=4), 8, torch.empty(1, 3, 4, 4), strided_gain)
         y = torch.rand(3, 8, 8)
-        assert not _native.denoise_level(y, torch.ones(8, 8), 0.1, 1, y)  # in place: the reference can
-        assert not _native.denoise_level(y.transpose(1, 2).contiguous().transpose(1, 2), torch.ones(8, 8), 0.1, 1,
-                                         torch.empty(3, 8, 8))
+        assert not _native.denoise_level(y, y, torch.ones(8, 8), 0.1, 1, y)  # in place: the reference can
+        guide = torch.rand(3, 8, 8)
+        assert not _native.denoise_level(y, guide, torch.ones(8, 8), 0.1, 1, guide)  # into the guide: likewise
+        transposed = y.transpose(1, 2).contiguous().transpose(1, 2)
+        assert not _native.denoise_level(transposed, transposed, torch.ones(8, 8), 0.1, 1, torch.empty(3, 8, 8))
         # ...and the fused path then gives the right answer all the same.
         maps, out = _maps(h=4, w=4), torch.empty(1, 3, 4, 4)
         apply_curves_fused(x, maps, out=out, gain=strided_gain)

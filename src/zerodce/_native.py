@@ -185,7 +185,7 @@ def _open(path: Path) -> ctypes.CDLL:
     try:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
-        lib.zdce_denoise_level.argtypes = [ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
+        lib.zdce_denoise_level.argtypes = [ptr, ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
     except AttributeError as error:  # an old or foreign library
         raise OSError(f"{path} lacks the kernels: {error}") from error
@@ -515,38 +515,40 @@ def apply_low_res(
     return True
 
 
-def denoise_level(src: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int, dst: torch.Tensor) -> bool:
+def denoise_level(src: torch.Tensor, guide: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int,
+                  dst: torch.Tensor) -> bool:
     """One level of the edge-stopping filter of ``zerodce.enhance.denoise`` from ``src`` into ``dst``.
 
-    ``src``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, float32 on the CPU;
-    ``hscale >= 0``, ``dilation >= 1``. Returns ``False`` (doing nothing) where the
-    kernels are unavailable or cannot do it (other dtypes or devices, tensors not
-    contiguous, ``dst`` overlapping an input: the reference handles those); raises
-    ``ValueError`` for shapes or numbers that do not fit.
+    ``src``/``guide``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, float32 on
+    the CPU; the colour distances are taken in ``guide`` (``src`` itself, or a
+    smoothed copy); ``hscale >= 0``, ``dilation >= 1``. Returns ``False`` (doing
+    nothing) where the kernels are unavailable or cannot do it (other dtypes or
+    devices, tensors not contiguous, ``dst`` overlapping an input: the reference
+    handles those); raises ``ValueError`` for shapes or numbers that do not fit.
 
     Example:
         >>> y, gain = torch.rand(3, 4, 4), torch.ones(4, 4)  # a gain of 1: nothing amplified
         >>> out = torch.empty_like(y)
-        >>> not available() or (denoise_level(y, gain, 0.1, 1, out) and out.equal(y))
+        >>> not available() or (denoise_level(y, y, gain, 0.1, 1, out) and out.equal(y))
         True
     """
-    if not (src.device.type == dst.device.type == gain.device.type == "cpu" and not torch.jit.is_tracing()
-            and not (torch.is_grad_enabled() and src.requires_grad)
-            and src.dtype == dst.dtype == gain.dtype == torch.float32):
+    tensors = (src, guide, gain, dst)
+    if not (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors) and not torch.jit.is_tracing()
+            and not (torch.is_grad_enabled() and src.requires_grad)):
         return False
     if src.dim() != 3 or src.shape[0] != 3:
         raise ValueError(f"src must be (3, H, W), got shape {tuple(src.shape)}")
-    if dst.shape != src.shape:
-        raise ValueError(f"dst must have src's shape {tuple(src.shape)}, got {tuple(dst.shape)}")
+    for t, name in ((guide, "guide"), (dst, "dst")):
+        if t.shape != src.shape:
+            raise ValueError(f"{name} must have src's shape {tuple(src.shape)}, got {tuple(t.shape)}")
     if gain.shape != src.shape[1:]:
         raise ValueError(f"gain must have shape {tuple(src.shape[1:])}, got {tuple(gain.shape)}")
     if not (isinstance(hscale, (int, float)) and math.isfinite(hscale) and hscale >= 0):
         raise ValueError(f"hscale must be a finite number >= 0, got {hscale!r}")
     _check_count(dilation, "dilation", 1)
-    for t, name in ((src, "src"), (gain, "gain"), (dst, "dst")):
+    for t, name in zip(tensors, ("src", "guide", "gain", "dst")):
         _check_layout(t, name, written=t is dst)
-    if not (src.is_contiguous() and dst.is_contiguous() and gain.is_contiguous()) or _overlap(dst, src) \
-            or _overlap(dst, gain):
+    if not all(t.is_contiguous() for t in tensors) or any(_overlap(dst, t) for t in tensors[:3]):
         return False
     lib = library()
     if lib is None:
@@ -555,7 +557,7 @@ def denoise_level(src: torch.Tensor, gain: torch.Tensor, hscale: float, dilation
     if not dst.numel():
         return True
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
-        src.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
+        src.data_ptr(), guide.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
     return True
 
 

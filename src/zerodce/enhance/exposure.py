@@ -20,9 +20,10 @@ on how under-exposed the input is, measured in photographic stops:
   texture"), the photo as a whole is under-exposed and is lifted to middle
   grey. In between, the correction fades in smoothly (a smoothstep in ``u``).
 
-``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as trained): past it,
-an extremely dark 8-bit photo has too few levels left for more lift to look
-like anything but noise and banding. The brightness of the result at a given
+The lift is at most :data:`MAX_LIFT` stops (a photo 7 stops under is brought to
+1 stop under), and ``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as
+trained): an 8-bit photo spans about 12 stops, so one that needs more lift has
+too few levels left for it to look like anything but noise, blocks and banding. The brightness of the result at a given
 ``s`` is computed on the small image the curves are known at (Zero-DCE++'s
 network input, or a reduced copy for Zero-DCE), by bisection: the mean luma is
 monotonic in ``s`` for brightening curves. None of the constants was fitted to
@@ -43,6 +44,8 @@ MIDDLE_GREY = 0.18
 EXPOSURE_LATITUDE = 2.0
 #: Stops under middle grey from which a photo is fully corrected to middle grey (zone II).
 UNDER_EXPOSED = 3.0
+#: Largest lift, in stops: half of what 8-bit sRGB spans (1/255 to 1 is about 12 stops).
+MAX_LIFT = 6.0
 #: Largest automatic strength.
 MAX_STRENGTH = 2.0
 #: Bisection steps: the strength to within MAX_STRENGTH / 2**14, far below a visible difference.
@@ -95,7 +98,7 @@ def target_brightness(mean_luma: float) -> float:
     correction = t * t * (3.0 - 2.0 * t)
     if correction == 0.0:
         return mean_luma
-    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -(u * (1.0 - correction)))
+    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -max(u * (1.0 - correction), u - MAX_LIFT))
 
 
 def mean_luma(x: torch.Tensor) -> torch.Tensor:
