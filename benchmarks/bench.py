@@ -72,6 +72,9 @@ SHARED = Path(os.environ.get("ZERODCE_SHARED", REPO.parent / "shared")).resolve(
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
 SECTIONS = ("inference", "pipeline", "memory", "training", "folder", "quality")
 PLAIN = {"strength": 1.0, "denoise": "off"}
+#: The authors' checkpoints (CC BY-NC: comparisons only), loaded as users load them.
+OFFICIAL_WEIGHTS = SHARED / "weights" / "official"
+OFFICIAL_LABEL = "authors' weights (torch)"
 #: Reduced-resolution Zero-DCE variants benchmarked (curves estimated at 1/k).
 REDUCED = (4, 12)
 TRAIN_BATCH, TRAIN_SIZE = 8, 256
@@ -262,6 +265,9 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
             check = (naive(x)[0] - model.to(device)(x)).abs().max().item()
         print(f"  {name}: naive baseline == ours within {check:.1e} (max abs difference)", flush=True)
         variants: list[tuple[str, DCENet | object]] = [("ours (torch)", model)]
+        official = OFFICIAL_WEIGHTS / f"{name}_epoch99.pth"
+        if official.is_file():  # their subnormal weights are flushed when loaded
+            variants.append((OFFICIAL_LABEL, create_model(name, checkpoint=official)))
         ort = _onnxruntime_backend(model, device)
         if ort is not None:
             variants.append(("ours (onnxruntime)", ort))
@@ -500,6 +506,12 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (onnxruntime)"), 1.5)
     ratio(f"zero_dce curves at 1/{REDUCED[0]} 1920x1080 >= 20x naive full resolution",
           _find(rows, "inference", "zero_dce", "1920x1080", f"ours, curves at 1/{REDUCED[0]} (torch)"), 20)
+    for name in list_models():
+        ours = _find(rows, "inference", name, "1920x1080", "ours (torch)")
+        theirs = _find(rows, "inference", name, "1920x1080", OFFICIAL_LABEL)
+        if ours and theirs:
+            out.append((f"{name} with the authors' weights 1920x1080 <= 1.5x the time of ours",
+                        f"{theirs.ms / ours.ms:.2f}x", theirs.ms <= 1.5 * ours.ms))
     for kind in ("8-bit array", "float tensor"):
         row = _find(rows, "pipeline", DEFAULT_MODEL, f"1920x1080 {kind}", "default (strength auto, denoise auto)")
         if row is not None and row.ratio:

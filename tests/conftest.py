@@ -1,13 +1,16 @@
-"""Shared fixtures: the ../shared data folder, devices and dtypes.
+"""Shared fixtures: the ../shared data folder, optional dependencies, devices and dtypes.
 
 ``ZERODCE_SHARED`` points at the data folder (default ``../shared`` from the repo
-root). Under ``CI=true`` a missing folder fails the run instead of skipping.
+root). Under ``CI=true`` a missing folder or optional dependency fails the run
+instead of skipping (:func:`missing`): CI must test everything.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -19,15 +22,30 @@ OFFICIAL = SHARED / "weights" / "official"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+def missing(message: str) -> None:
+    """Something a test needs is not here: skip it, or fail it under ``CI=true`` (also at module level)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: nothing may be skipped)", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
 def shared_path(*parts: str) -> Path:
     """A path inside the shared data folder; skip (or fail under CI) if it is missing."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        message = f"shared data not found: {path} (set ZERODCE_SHARED)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"shared data not found: {path} (set ZERODCE_SHARED)")
     return path
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import the optional dependency ``module`` (of the ``extra``); skip (or fail under CI) without it.
+
+    Replaces ``pytest.importorskip``, which skips under CI too.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing(f"{module} not installed ({exc}); pip install \"zerodce[{extra}]\"")
 
 
 @pytest.fixture(params=DEVICES)
@@ -52,6 +70,4 @@ def require_native() -> None:
     from zerodce import _native
 
     if not _native.available():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the compiled curve kernels could not be built (is a C compiler installed?)")
-        pytest.skip("no C compiler: compiled curve kernels unavailable")
+        missing("the compiled curve kernels could not be built (is a C compiler installed?)")

@@ -103,7 +103,7 @@ BAD = {
     "corrupt.jpg": "corrupt or truncated",
     "notimage.png": "not an image",
     "empty.jpg": "empty file",
-    "bomb.png": "exceeds the limit",
+    "bomb.png": "decompression bomb",
     "noperm.png": "permission denied",
 }
 
@@ -257,3 +257,133 @@ def test_demo_pipeline(tmp_path, checkpoints, in_process, capsys):
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [p.name for p in inputs]
     sheet = Image.open(tmp_path / "comparison.jpg")
     assert sheet.width == 2 * demo.PANEL_WIDTH and str(tmp_path / "comparison.jpg") in capsys.readouterr().out
+
+
+def damaged_exif_jpeg(path: Path) -> None:
+    """A JPEG whose EXIF block (orientation 6) is cut short: Pillow parses nothing from it."""
+    buffer = io.BytesIO()
+    Image.fromarray(dark((6, 8, 3))).save(buffer, format="JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    payload = exif.tobytes()[:-6]
+    data = buffer.getvalue()
+    path.write_bytes(data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:])
+
+
+class TestErrorsAndSettings:
+    """main(): one line per failure, --debug for bugs, process-wide settings restored."""
+
+    @pytest.fixture
+    def image(self, tmp_path) -> Path:
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        return tmp_path / "a.png"
+
+    def failing_plan(self, monkeypatch, exc: Exception) -> None:
+        def plan(*args, **kwargs):
+            raise exc
+
+        monkeypatch.setattr("zerodce.cli.enhance.plan", plan)
+
+    @pytest.mark.parametrize("exc", [RuntimeError("boom"), ValueError("boom"), KeyError("boom")])
+    def test_a_bug_is_one_line_saying_so(self, image, monkeypatch, in_process, capsys, exc):
+        self.failing_plan(monkeypatch, exc)
+        assert main(["enhance", str(image)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "unexpected error" in err[0] and type(exc).__name__ in err[0] and "boom" in err[0]
+        assert "--debug" in err[0]
+
+    @pytest.mark.parametrize("where", ["before", "after", "environment"])
+    def test_debug_shows_the_traceback(self, image, monkeypatch, in_process, capsys, where):
+        self.failing_plan(monkeypatch, RuntimeError("boom"))
+        argv = ["enhance", str(image)]
+        if where == "environment":
+            monkeypatch.setenv("ZERODCE_DEBUG", "1")
+        else:
+            argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "RuntimeError: boom" in err
+
+    @pytest.mark.parametrize("exc, shown", [
+        (OSError(28, "No space left on device"), "[Errno 28] No space left on device"),
+        (__import__("zerodce").io.ImageError("cannot read x.png: corrupt"), "cannot read x.png: corrupt"),
+    ])
+    def test_expected_failures_are_plain_one_liners(self, image, monkeypatch, in_process, capsys, exc, shown):
+        self.failing_plan(monkeypatch, exc)
+        assert main(["enhance", str(image)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"zerodce enhance: error: {shown}"]
+
+    def test_settings_apply_during_the_command_and_are_restored(self, tmp_path, checkpoints, in_process, monkeypatch):
+        for name in ("a.png", "b.png"):
+            write_image(tmp_path / name, dark((6, 6, 3)))
+        torch.set_num_threads(4)
+        Image.MAX_IMAGE_PIXELS = 12345
+        import zerodce.cli.enhance as command
+
+        seen, real = [], command.enhance_files
+
+        def recording(*args, **kwargs):
+            seen.append((Image.MAX_IMAGE_PIXELS, torch.get_num_threads()))
+            yield from real(*args, **kwargs)
+
+        monkeypatch.setattr(command, "enhance_files", recording)
+        for max_pixels, limit in (("1000", 500), ("0", None)):
+            assert main(["enhance", str(tmp_path), "-o", str(tmp_path / "out"), "--workers", "2", "--overwrite",
+                         "--max-pixels", max_pixels, "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+            assert seen.pop() == (limit, 2)
+            assert (Image.MAX_IMAGE_PIXELS, torch.get_num_threads()) == (12345, 4)
+
+    def test_stdin_is_read_with_a_limit(self, checkpoints, in_process, monkeypatch, capsys):
+        from zerodce.cli.enhance import STDIN_BYTES_PER_PIXEL, STDIN_HEADROOM
+
+        stdin = io.BytesIO(b"\x00" * (10 * STDIN_BYTES_PER_PIXEL + STDIN_HEADROOM + 1))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        assert main(["enhance", "-", "--max-pixels", "10", "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "stdin holds more than" in err[0] and "--max-pixels" in err[0]
+        assert stdin.tell() == 10 * STDIN_BYTES_PER_PIXEL + STDIN_HEADROOM + 1  # not one byte more was read
+
+    def test_damaged_exif_is_a_warning_naming_the_file(self, tmp_path, checkpoints, in_process, capsys):
+        damaged_exif_jpeg(tmp_path / "tilted.jpg")
+        assert main(["enhance", str(tmp_path / "tilted.jpg"), "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        err = capsys.readouterr().err
+        warnings = [line for line in err.splitlines() if ": warning: " in line]
+        assert len(warnings) == 1 and "tilted.jpg: unreadable EXIF block" in warnings[0], err
+        assert "Corrupt EXIF" not in err
+
+
+class TestSymbolicLinks:
+    def test_outputs_never_escape_the_output_folder(self, tmp_path, checkpoints, in_process, capsys):
+        (tmp_path / "photos" / "sub").mkdir(parents=True)
+        write_image(tmp_path / "photos" / "top.png", dark((6, 6, 3)))
+        write_image(tmp_path / "photos" / "sub" / "inner.png", dark((6, 6, 3)))
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "sub").symlink_to(outside, target_is_directory=True)
+        code = main(["enhance", str(tmp_path / "photos"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])])
+        err = capsys.readouterr().err
+        assert code == 1 and "inner.png: its folder leads out of" in err
+        assert list(outside.iterdir()) == []
+        assert (tmp_path / "out" / "top.png").is_file()
+
+    def test_symlink_loops_do_not_hang(self, tmp_path, checkpoints):
+        tree = tmp_path / "tree" / "a"
+        tree.mkdir(parents=True)
+        write_image(tree / "x.png", dark((6, 6, 3)))
+        for name in ("up1", "up2", "here"):  # 2 links up and one to itself: 3^depth paths if followed
+            (tree / name).symlink_to(".." if name.startswith("up") else ".", target_is_directory=True)
+        (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        done = subprocess.run([sys.executable, "-m", "zerodce.cli", "enhance", str(tmp_path / "tree" / "**" / "*.png"),
+                               str(tmp_path / "tree"), str(tmp_path / "loop.png"), "-o", str(tmp_path / "out"),
+                               "--checkpoint", str(checkpoints["zero_dce_pp"])],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "loop.png: Too many levels of symbolic links" in done.stderr
+        # x.png is found once by the glob (flat under -o) and once in the folder (its relative path kept).
+        assert "2 done, 0 skipped, 1 failed" in done.stderr
+        assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+            "a/x.png", "x.png"]

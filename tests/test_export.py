@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import require
 from PIL import Image
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+require("onnx", "onnx")
+require("onnxruntime", "onnx")
 
 from zerodce import create_model  # noqa: E402
 from zerodce.cli import main  # noqa: E402

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -13,13 +15,19 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from zerodce._atomic import atomic_file, atomic_path
 from zerodce.io import (
+    FORMATS,
+    IMAGE_SUFFIXES,
+    ExifWarning,
     ImageData,
     ImageError,
     pil_to_pixels,
     pixels_to_tensor,
     read_image,
     tensor_to_pixels,
+    to_8bit,
+    write_atomic,
     write_image,
 )
 
@@ -204,6 +212,31 @@ class TestBadInput:
             read_image(buffer.getvalue(), max_pixels=199)
         assert read_image(buffer.getvalue(), max_pixels=200).pixels.shape == (10, 20, 3)
 
+    def test_out_of_memory_is_not_called_corrupt(self, tmp_path, monkeypatch):
+        write_image(tmp_path / "big.png", np.zeros((4, 4, 3), np.uint8))
+
+        def no_memory(im):
+            raise MemoryError
+
+        monkeypatch.setattr("zerodce.io.files.pil_to_pixels", no_memory)
+        with pytest.raises(ImageError, match=r"big.png: out of memory") as error:
+            read_image(tmp_path / "big.png")
+        assert "corrupt" not in str(error.value)
+
+    def test_damaged_exif_warns_naming_the_file(self, tmp_path):
+        from test_cli_enhance import damaged_exif_jpeg
+
+        damaged_exif_jpeg(tmp_path / "tilted.jpg")
+        with pytest.warns(ExifWarning, match=r"tilted.jpg: unreadable EXIF block"):
+            image = read_image(tmp_path / "tilted.jpg")
+        assert image.pixels.shape == (6, 8, 3) and image.exif is None
+
+    def test_empty_exif_directory_is_not_damage(self, recwarn):
+        buffer = io.BytesIO()
+        Image.new("RGB", (3, 2)).save(buffer, format="JPEG", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00")
+        assert read_image(buffer.getvalue()).pixels.shape == (2, 3, 3)
+        assert not [w for w in recwarn if w.category is ExifWarning]
+
     def test_float32_images_refused(self, tmp_path):
         Image.fromarray(np.zeros((2, 2), np.float32)).save(tmp_path / "f.tif")
         with pytest.raises(ImageError, match="32-bit float"):
@@ -246,6 +279,80 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class TestAtomicWrites:
+    """zerodce._atomic: the one helper behind every output file (images, checkpoints, history, ONNX, video)."""
+
+    def test_importing_the_package_leaves_the_umask_alone(self):
+        # A umask read at import is a write of the process-wide umask: another thread creating a file
+        # at that moment gets mode 0o666 (world-writable) or a wrong mask.
+        code = ("import os\ncalls = []\nreal = os.umask\nos.umask = lambda mask: (calls.append(mask), real(mask))[1]\n"
+                "import zerodce, zerodce.io, zerodce.train, zerodce.export, zerodce.cli\nprint(calls)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+    @pytest.mark.parametrize("mask", [0o022, 0o077])
+    def test_mode_is_that_of_a_new_file(self, tmp_path, mask):
+        old = os.umask(mask)
+        try:
+            write_atomic(tmp_path / "a.bin", b"x")
+            with open(tmp_path / "b.bin", "wb"):
+                pass
+        finally:
+            os.umask(old)
+        assert (tmp_path / "a.bin").stat().st_mode & 0o777 == (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o666 & ~mask
+
+    def test_fsync_before_rename(self, tmp_path, monkeypatch):
+        events = []
+        real_fsync, real_replace = os.fsync, os.replace
+        monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+        monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+        write_atomic(tmp_path / "a.bin", b"data")
+        assert events == ["fsync", "replace"] and (tmp_path / "a.bin").read_bytes() == b"data"
+
+    def test_exception_in_the_block_keeps_the_old_file_and_removes_the_temporary(self, tmp_path):
+        target = tmp_path / "a.bin"
+        target.write_bytes(b"old")
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_file(target) as file:
+                file.write(b"half")
+                raise KeyboardInterrupt
+        assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+    def test_path_form_keeps_the_suffix(self, tmp_path):
+        with atomic_path(tmp_path / "clip.mkv", suffix=".mkv") as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".clip.mkv.") and tmp.suffix == ".mkv"
+            tmp.write_bytes(b"frames")
+        assert (tmp_path / "clip.mkv").read_bytes() == b"frames" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_16_bit_colour_names_are_local_files(tmp_path, monkeypatch):
+    # 16-bit colour PNGs are decoded by FFmpeg, to which a relative "data:x.png" is a data: URL.
+    pixels = random_pixels((4, 5, 3), np.uint16)
+    write_image(tmp_path / "data:x.png", pixels)
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(read_image("data:x.png").pixels, pixels)
+
+
+def test_16_to_8_bit_rounding_is_exact_for_every_value():
+    values = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(to_8bit(values), np.round(values / 257.0).astype(np.uint8))
+    assert to_8bit(values.reshape(256, 256)).shape == (256, 256)
+    # What the lossy formats store of 16-bit pixels.
+    pixels = random_pixels((5, 7, 3), np.uint16)
+    buffer = io.BytesIO()
+    write_image(buffer, pixels, format="BMP")
+    np.testing.assert_array_equal(read_image(buffer.getvalue()).pixels, to_8bit(pixels))
+
+
+def test_one_list_of_image_suffixes():
+    import zerodce.cli.enhance
+    import zerodce.data
+
+    assert set(IMAGE_SUFFIXES) == set(FORMATS) and zerodce.data.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert "IMAGE_EXTENSIONS" not in vars(zerodce.cli.enhance)  # the CLI's own copy is gone
 
 
 class TestTensorConversion:

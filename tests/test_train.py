@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-import zerodce.train as train_module
+import zerodce.train.loop as train_module
 from zerodce.cli import main
 from zerodce.data import ImageFolder
 from zerodce.losses import COMPONENTS, LossWeights, ZeroReferenceLoss
@@ -99,6 +99,24 @@ class TestTrainStep:
         assert losses[-1] < losses[0]
         assert not torch.equal(before["conv7.pointwise.bias"], model.conv7.pointwise.bias)
 
+    def test_subnormal_weights_are_flushed_after_the_update(self):
+        model = create_model("zero_dce_pp", scale_factor=1)
+        objective = TrainingObjective(model, ZeroReferenceLoss(LossWeights.for_model("zero_dce_pp")))
+        weight = model.conv1.depthwise.weight
+
+        class LeavesSubnormals(torch.optim.SGD):
+            """As weight decay does to weights without gradient: values below float32's smallest normal."""
+
+            def step(self, closure=None):
+                super().step(closure)
+                with torch.no_grad():
+                    weight.view(-1)[:5] = torch.tensor([1e-40, -1e-41, 1e-45, 5e-39, -1e-39])
+
+        train_step(objective, torch.rand(2, 3, 32, 32), LeavesSubnormals(model.parameters(), lr=1e-3))
+        assert weight.view(-1)[:5].tolist() == [0.0] * 5
+        tiny = torch.finfo(torch.float32).tiny
+        assert not any(((p != 0) & (p.abs() < tiny)).any() for p in model.parameters())
+
     def test_non_finite_loss_changes_nothing(self):
         model = create_model("zero_dce_pp", scale_factor=1)
         objective = TrainingObjective(model, ZeroReferenceLoss(LossWeights.for_model("zero_dce_pp")))
@@ -162,6 +180,31 @@ class TestRun:
         assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
         assert not torch.equal(weights(tmp_path / "a")["conv1.depthwise.weight"],
                                weights(tmp_path / "c")["conv1.depthwise.weight"])
+
+    def test_global_random_state_left_alone(self, images, tmp_path):
+        # Same weights as the global generator seeded with the seed gave (runs stay reproducible) ...
+        torch.manual_seed(0)
+        seeded = create_model("zero_dce_pp", scale_factor=1).state_dict()
+        state = torch.get_rng_state()
+        train(tiny(images, tmp_path / "run", epochs=1, lr=1e-12, grad_clip=0.0, workers=0))
+        # ... and the caller's random stream is neither reseeded nor advanced.
+        assert torch.equal(torch.get_rng_state(), state)
+        first = read_checkpoint(tmp_path / "run" / "last.pt")["model"]
+        assert_same_weights(first, seeded, atol=1e-6)  # lr 1e-12: the start, up to 2 steps of 1e-12
+
+    def test_resume_writes_beside_the_checkpoint_not_to_its_recorded_folder(self, images, tmp_path):
+        train(tiny(images, tmp_path / "a", epochs=1))
+        before = {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()}
+        (tmp_path / "copy").mkdir()
+        (tmp_path / "copy" / "last.pt").write_bytes((tmp_path / "a" / "last.pt").read_bytes())
+        result = train(resume_config(tmp_path / "copy" / "last.pt", epochs=2))
+        assert result.out == tmp_path / "copy" and (tmp_path / "copy" / "best.safetensors").is_file()
+        assert {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()} == before  # recorded folder untouched
+        # An explicit out wins; one holding another run is refused.
+        result = train(resume_config(tmp_path / "copy" / "last.pt", epochs=3, out=str(tmp_path / "elsewhere")))
+        assert result.out == tmp_path / "elsewhere" and read_checkpoint(tmp_path / "elsewhere" / "last.pt")["epoch"] == 3
+        with pytest.raises(TrainingError, match="holds another run"):
+            train(resume_config(tmp_path / "copy" / "last.pt", epochs=3, out=str(tmp_path / "a")))
 
     def test_resume_equals_uninterrupted(self, images, tmp_path):
         train(tiny(images, tmp_path / "full", epochs=3))
@@ -263,6 +306,17 @@ class TestCli:
         assert (config.model, config.image_size, config.val_split, config.split_shuffle) == ("zero_dce", 256, 0.2, False)
         assert config.epochs == 3 and config.data == ("lol",)
 
+    def test_resume_writes_into_the_checkpoint_folder_or_out(self, images, tmp_path, capsys):
+        common = ["--image-size", "32", "--batch-size", "4", "--quiet"]
+        assert main(["train", str(images), "--out", str(tmp_path / "run"), "--epochs", "1", *common]) == 0
+        moved = tmp_path / "moved"
+        (tmp_path / "run").rename(moved)
+        assert main(["train", "--resume", str(moved / "last.pt"), "--epochs", "2"]) == 0
+        assert read_checkpoint(moved / "last.pt")["epoch"] == 2 and not (tmp_path / "run").exists()
+        assert main(["train", "--resume", str(moved / "last.pt"), "--epochs", "3", "--out", str(tmp_path / "new")]) == 0
+        assert read_checkpoint(tmp_path / "new" / "last.pt")["epoch"] == 3
+        assert read_checkpoint(moved / "last.pt")["epoch"] == 2
+
     def test_resume_cannot_change_the_recipe(self, images, tmp_path, capsys):
         main(["train", str(images), "--out", str(tmp_path / "run"), "--image-size", "32", "--epochs", "1",
               "--batch-size", "4", "--quiet"])
@@ -298,6 +352,7 @@ def test_ddp_two_processes_equal_one(images, tmp_path):
     assert main(["train", *common, "--out", str(tmp_path / "single")]) == 0
     ddp, single = read_checkpoint(tmp_path / "ddp" / "last.pt"), read_checkpoint(tmp_path / "single" / "last.pt")
     assert_same_weights(ddp["model"], single["model"], atol=1e-5)
+    assert len(ddp["history"]) == len(single["history"]) == 2
     for a, b in zip(ddp["history"], single["history"]):
         for key in ("train_total", "val_total", *(f"val_{c}" for c in COMPONENTS)):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key

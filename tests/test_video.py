@@ -10,6 +10,7 @@ frame-to-frame change is amplified, the worst case for flicker.
 from __future__ import annotations
 
 import hashlib
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from test_cli_enhance import zerodce_cli
 from zerodce.enhance import Enhancer
 from zerodce.models import create_model
 from zerodce.video import CurveSmoother, DamagedVideoError, EncoderSettings, VideoError, enhance_video
 from zerodce.weights import save_safetensors
 
-av = pytest.importorskip("av")
+av = require("av", "video")
 
 H, W, FPS = 48, 64, 24
 GAIN = 4.0
@@ -436,3 +438,56 @@ def test_cli_usage_errors_exit_2(tmp_path, args):
     with pytest.raises(SystemExit) as info:
         main(["video", str(tmp_path / "in.mp4"), *args])
     assert info.value.code == 2
+
+
+class TestBoundsAndIsolation:
+    def test_frames_obey_max_pixels(self, tmp_path, enhancer):
+        src = write_video(tmp_path / "in.mkv", dark_scene(3))
+        with pytest.raises(VideoError, match=r"exceeds the limit of .*--max-pixels"):
+            enhance_video(src, tmp_path / "out.mkv", enhancer, max_pixels=W * H - 1)
+        assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
+        assert enhance_video(src, tmp_path / "out.mkv", enhancer, max_pixels=W * H).frames == 3
+
+    def test_cli_max_pixels(self, tmp_path, checkpoint):
+        src = write_video(tmp_path / "in.mkv", dark_scene(3))
+        result = zerodce_cli("video", src, "-o", tmp_path / "out.mkv", "--max-pixels", "100", "--checkpoint", checkpoint)
+        err = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 1 and len(err) == 1 and "exceeds the limit of 100" in err[0]
+
+    def test_names_are_local_files_not_protocols(self, tmp_path, enhancer, monkeypatch):
+        # To FFmpeg, "data:x.mkv" is a data: URL; a local file of that name must be read as itself.
+        write_video(tmp_path / "data:x.mkv", dark_scene(3))
+        monkeypatch.chdir(tmp_path)
+        assert enhance_video(Path("data:x.mkv"), Path("data:out.mkv"), enhancer).frames == 3
+        assert len(read_video(tmp_path / "data:out.mkv")["frames"]) == 3
+
+    def test_log_capture_is_per_call_and_level_restored(self):
+        from zerodce.video import _FFmpegLog
+
+        level, error = av.logging.get_level(), av.logging.ERROR
+        av.logging.set_level(error)
+        for _ in range(3):  # an earlier message held back as a repeat must not surface in the calls below
+            av.logging.log(error, "mov", "before the calls")
+        av.logging.set_level(level)
+        a_done, b_entered, results = threading.Event(), threading.Event(), {}
+
+        def call_b():
+            with _FFmpegLog(av) as log:
+                b_entered.set()
+                a_done.wait(30)
+                av.logging.log(error, "mov", "b's own")
+                worker = threading.Thread(target=av.logging.log, args=(error, "h264", "b's decoder"))
+                worker.start()
+                worker.join()
+                results["b"] = [message for _, _, message in log.errors("h264")]
+
+        thread = threading.Thread(target=call_b)
+        with _FFmpegLog(av) as log:  # a: entered first, left first (PyAV's stack would pop b's capture)
+            thread.start()
+            b_entered.wait(30)
+            av.logging.log(error, "mov", "a's own")
+            results["a"] = [message for _, _, message in log.errors("vp9")]
+        a_done.set()
+        thread.join(30)
+        assert results == {"a": ["a's own"], "b": ["b's own", "b's decoder"]}
+        assert av.logging.get_level() == level

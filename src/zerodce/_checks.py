@@ -1,8 +1,21 @@
-"""Input checks shared by the tensor operations, with messages that say how to fix the input."""
+"""Input checks shared by the tensor operations, with messages that say how to fix the input, and the
+base of the errors this package raises on purpose."""
 
 from __future__ import annotations
 
 import torch
+
+
+class ZerodceError(Exception):
+    """Base of the errors zerodce raises on purpose (a file, setting or input the user can fix).
+
+    The message is one line for the user; the CLI prints it with exit code 1.
+    Any other exception is a bug, reported as such (``--debug`` shows the traceback).
+    """
+
+
+class InputError(ZerodceError, ValueError):
+    """A setting or data path that cannot work (a missing folder, a value out of range...)."""
 
 
 def check_image_tensor(x: torch.Tensor, name: str = "input", channels: int | None = 3, uint8: bool = False) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from zerodce._checks import InputError
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
@@ -12,8 +14,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
     try:
         return torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda") from None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from zerodce._checks import ZerodceError
 
-class MissingExtraError(ImportError):
+
+class MissingExtraError(ZerodceError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` command."""
 
 

@@ -24,17 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from zerodce.io import ImageError, pixels_to_tensor, read_image
+from zerodce._checks import InputError
+from zerodce.io import IMAGE_SUFFIXES, ImageError, pixels_to_tensor, read_image
 
-#: Extensions collected from data folders (compared in lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def find_images(roots: Iterable[str | Path]) -> list[Path]:
     """Image files under ``roots`` (folders searched recursively, files taken as given), sorted by path.
 
     Raises:
-        ValueError: a root does not exist, or no image was found.
+        InputError: a root does not exist, or no image was found.
 
     Example:
         >>> import tempfile
@@ -53,9 +52,9 @@ def find_images(roots: Iterable[str | Path]) -> list[Path]:
         elif root.is_dir():
             found.update(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         else:
-            raise ValueError(f"data path not found: {root}")
+            raise InputError(f"data path not found: {root}")
     if not found:
-        raise ValueError(
+        raise InputError(
             f"no images found in {', '.join(map(str, roots))} (looked for {', '.join(IMAGE_SUFFIXES)})"
         )
     return sorted(found)
@@ -77,13 +76,13 @@ def split(paths: Sequence[Path], val_fraction: float, seed: int = 0, shuffle: bo
         ['8.png', '9.png']
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+        raise InputError(f"the validation fraction must be in [0, 1), got {val_fraction}")
     paths = list(paths)
     if shuffle:
         random.Random(seed).shuffle(paths)
     n_val = round(len(paths) * val_fraction)
     if n_val and n_val == len(paths):
-        raise ValueError(f"{len(paths)} images are too few for a validation fraction of {val_fraction}")
+        raise InputError(f"{len(paths)} images are too few for a validation fraction of {val_fraction}")
     return paths[: len(paths) - n_val], paths[len(paths) - n_val :]
 
 
@@ -150,9 +149,9 @@ class ImageFolder(Dataset):
     def __init__(self, paths: Sequence[str | Path], size: int, preload: bool = True, threads: int = 2,
                  crop: int | None = None, seed: int = 0) -> None:
         if min(size, crop or size) < 16:
-            raise ValueError(f"training images must be at least 16 pixels (the exposure patch), got {crop or size}")
+            raise InputError(f"training images must be at least 16 pixels (the exposure patch), got {crop or size}")
         if crop is not None and crop > size:
-            raise ValueError(f"the crop ({crop}) must not be larger than the image size ({size})")
+            raise InputError(f"the crop ({crop}) must not be larger than the image size ({size})")
         self.size, self.crop, self.seed, self.epoch = size, crop, seed, 0
         self.skipped: list[Skipped] = []
         paths = [Path(p) for p in paths]

@@ -29,8 +29,6 @@ Needs the ``onnx`` extra (``pip install "zerodce[onnx]"``).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -41,11 +39,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from zerodce import __version__
-from zerodce._checks import check_image_tensor
+from zerodce._atomic import write_atomic
+from zerodce._checks import ZerodceError, check_image_tensor
 from zerodce._extras import import_extra
-from zerodce.curves import apply_curves, apply_curves_reference
+from zerodce.curves import apply_curves, apply_curves_reference, apply_low_res_curves, upsample_curves
 from zerodce.models import DCENet, create_model, get_model_spec, list_models
-from zerodce.curves import apply_low_res_curves, upsample_curves
 
 Graph = Literal["curves", "enhanced"]
 GRAPHS: tuple[Graph, ...] = ("curves", "enhanced")
@@ -56,7 +54,7 @@ DEFAULT_OPSET = 17
 CHECK_SIZES = ((1, 75, 101), (2, 40, 29))
 
 
-class ExportError(ValueError):
+class ExportError(ZerodceError, ValueError):
     """The exported graph does not reproduce PyTorch, or the file cannot be used."""
 
 
@@ -161,15 +159,7 @@ def export_onnx(
     """
     data = onnx_bytes(model.eval(), graph, opset)
     difference = check_onnx(data, model) if check else None
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return difference
 
 
@@ -234,7 +224,7 @@ class OnnxRuntimeModel:
         if device.type == self.device.type:
             return self
         if device.type != "cuda" or "CUDAExecutionProvider" not in self._ort.get_available_providers():
-            raise ValueError(f"the onnxruntime backend cannot run on {device}: "
+            raise ExportError(f"the onnxruntime backend cannot run on {device}: "
                              "it needs onnxruntime-gpu for CUDA; use --backend torch or --device cpu")
         self._provider = "CUDAExecutionProvider"
         self._session = self._new_session()
@@ -288,7 +278,7 @@ def onnxruntime_model(name: str, checkpoint: str | Path | None = None, scale_fac
     if checkpoint is not None and str(checkpoint).endswith(".onnx"):
         model = OnnxRuntimeModel(checkpoint)
         if scale_factor is not None and scale_factor != model.scale_factor:
-            raise ValueError(f"{checkpoint} was exported with scale factor {model.scale_factor}; "
+            raise ExportError(f"{checkpoint} was exported with scale factor {model.scale_factor}; "
                              f"export it again with --scale-factor {scale_factor}")
         return model
     kwargs = {} if scale_factor is None else {"scale_factor": scale_factor}

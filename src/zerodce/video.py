@@ -23,10 +23,8 @@ PyAV (``pip install "zerodce[video]"``) carries its own FFmpeg libraries.
 from __future__ import annotations
 
 import os
-import secrets
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,8 +33,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from zerodce._atomic import atomic_path
+from zerodce._checks import ZerodceError
 from zerodce._extras import import_extra
 from zerodce.enhance import Enhancer
+from zerodce.io import DEFAULT_MAX_PIXELS
 
 #: Weight of the past in the curve-map moving average: about 1 / (1 - 0.7) = 3 frames of memory,
 #: enough to remove the flicker a model adds on noise and moving content (docs/video.md).
@@ -49,7 +50,7 @@ FALLBACK_BITS_PER_PIXEL = 0.15
 _STALE_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 
 
-class VideoError(Exception):
+class VideoError(ZerodceError):
     """A video that cannot be read or written; the message is one line for the user."""
 
 
@@ -144,6 +145,7 @@ def enhance_video(
     smoothing: float = DEFAULT_SMOOTHING,
     encoder: EncoderSettings | None = None,
     progress: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> VideoReport:
     """Enhance every frame of the video ``src`` and write it to ``dst`` (replaced if it exists).
 
@@ -155,6 +157,8 @@ def enhance_video(
         smoothing: temporal smoothing of the curve maps in [0, 1), see :class:`CurveSmoother`.
         encoder: codec and quality; defaults in :class:`EncoderSettings`.
         progress: show a progress bar (frames, frames/s) on stderr.
+        max_pixels: refuse a video whose frames have more pixels (checked on the stream's
+            header before decoding, and on every frame); ``None`` for no limit.
 
     Returns:
         A :class:`VideoReport`.
@@ -185,20 +189,18 @@ def enhance_video(
     smoother = CurveSmoother(smoothing)
     _check_paths(src, dst)
     started = time.perf_counter()
-    with _ffmpeg_errors(av) as errors, _open_input(av, src) as inp:
-        tmp = _new_temporary(dst)
+    damaged = None
+    # The temporary output is renamed over dst when this block ends normally, removed if it raises.
+    with _FFmpegLog(av) as log, _open_input(av, src, max_pixels) as inp, atomic_path(dst, suffix=dst.suffix) as tmp:
         try:
-            frames, vout, audio = _transcode(av, inp, tmp, src, dst, enhancer, smoother, encoder, progress, errors)
-        except DamagedVideoError:
-            tmp.replace(dst)
-            raise
+            frames, vout, audio = _transcode(av, inp, tmp, src, dst, enhancer, smoother, encoder, progress, log,
+                                             max_pixels)
+        except DamagedVideoError as exc:
+            damaged = exc  # the output holds every frame that could be decoded: keep it
         except av.FFmpegError as exc:
-            tmp.unlink(missing_ok=True)
             raise VideoError(f"{dst}: cannot write the video ({_reason(exc)})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(dst)
+    if damaged is not None:
+        raise damaged
     return VideoReport(frames, time.perf_counter() - started, vout.codec_context.name, vout.codec_context.pix_fmt,
                        audio)
 
@@ -214,47 +216,93 @@ def _check_paths(src: Path, dst: Path) -> None:
         raise VideoError(f"{dst}: the output would overwrite the input; choose another output path")
 
 
-def _new_temporary(dst: Path) -> Path:
-    """A new empty file beside ``dst`` with its suffix (FFmpeg picks the format by suffix)."""
-    while True:
-        tmp = dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.part{dst.suffix}")
-        try:
-            # Not mkstemp: its files are private (0600); this one gets the usual umask mode.
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
+class _FFmpegLog:
+    """The errors FFmpeg logs during one :func:`enhance_video` call: demuxers and decoders log some damage
+    without raising.
 
-
-@contextmanager
-def _ffmpeg_errors(av) -> Iterator[list]:
-    """Collect the errors FFmpeg logs meanwhile: demuxers and decoders log some damage without raising.
-
-    PyAV's log level is global: it is raised to ERROR for the duration and restored after.
+    PyAV's log level and its capture of every thread's messages are process-wide, and its captures
+    are a stack that concurrent calls would pop for each other. So the first call active raises the
+    level to ERROR and installs one shared capture of all threads; the last one restores the level.
+    Each call captures its own thread's messages (the demuxer, the converters), and takes from the
+    shared capture what its decoder logged meanwhile (decoders log from threads of their own): two
+    concurrent calls take each other's decoder errors only when they use the same decoder at once.
     """
-    level = av.logging.get_level()
-    if level is None or level < av.logging.ERROR:
-        av.logging.set_level(av.logging.ERROR)
-    try:
-        # local=False: decoders log from threads of their own too.
-        with av.logging.Capture(local=False) as logs:
-            yield logs
-    finally:
-        av.logging.set_level(level)
+
+    _lock = threading.Lock()
+    _users = 0
+    _level: int | None = None
+    _skip_repeated = True
+    _shared: object = None
+    _shared_logs: list = []
+
+    def __init__(self, av) -> None:
+        self.av = av
+
+    def __enter__(self) -> "_FFmpegLog":
+        cls, logging = type(self), self.av.logging
+        with cls._lock:
+            if cls._users == 0:
+                cls._level, cls._skip_repeated = logging.get_level(), logging.get_skip_repeated()
+                if cls._level is None or cls._level < logging.ERROR:
+                    logging.set_level(logging.ERROR)
+                # PyAV holds back repeats of a message and emits them with the next one, in whatever
+                # thread logs it: an earlier call's message would surface in this one. Emit what it
+                # holds now, into a capture thrown away, and hold nothing back while calls run.
+                logging.set_skip_repeated(False)
+                with logging.Capture(local=True):
+                    logging.log(logging.ERROR, "zerodce", "flush")
+                cls._shared = logging.Capture(local=False)
+                cls._shared_logs = cls._shared.__enter__()
+            cls._users += 1
+            self._shared_logs, self._start = cls._shared_logs, len(cls._shared_logs)
+        self._own = logging.Capture(local=True)
+        self._own_logs = self._own.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        cls = type(self)
+        self._own.__exit__(*exc)
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0:
+                cls._shared.__exit__(None, None, None)
+                self.av.logging.set_level(cls._level)
+                self.av.logging.set_skip_repeated(cls._skip_repeated)
+
+    def errors(self, decoder: str) -> list[tuple[int, str, str]]:
+        """``(level, context, message)`` of the errors logged so far by this call's thread or by ``decoder``."""
+        shared = [log for log in self._shared_logs[self._start :] if log[1] == decoder]
+        return [log for log in self._own_logs + shared if log[0] <= self.av.logging.ERROR]
 
 
-def _open_input(av, src: Path):
+def _local(path: Path) -> str:
+    """``path`` as an FFmpeg URL that can only name a local file: a relative name such as ``http:x``
+    or ``concat:a|b`` is a protocol to FFmpeg."""
+    return "file:" + os.path.abspath(path)
+
+
+#: FFmpeg options that keep an input to local files: playlists (HLS, concat) may name URLs.
+_LOCAL_ONLY = {"protocol_whitelist": "file"}
+
+
+def _open_input(av, src: Path, max_pixels: int | None = None):
     try:
-        inp = av.open(str(src), "r")
+        inp = av.open(_local(src), "r", container_options=_LOCAL_ONLY)
     except av.FFmpegError as exc:
         raise VideoError(f"{src}: not a readable video ({_reason(exc)})") from None
     # Still images open as one-frame videos through FFmpeg's image demuxers.
     if inp.format.name.endswith("_pipe") or inp.format.name == "image2":
         inp.close()
         raise VideoError(f"{src}: this is an image, not a video; use `zerodce enhance` for images")
-    if _main_video(av, inp) is None:
+    vin = _main_video(av, inp)
+    if vin is None:
         inp.close()
         raise VideoError(f"{src}: no video stream (streams: {', '.join(s.type for s in inp.streams) or 'none'})")
+    width, height = vin.codec_context.width, vin.codec_context.height
+    if max_pixels is not None and width * height > max_pixels:
+        inp.close()
+        raise VideoError(f"{src}: {width}x{height} = {width * height:,} pixels per frame exceeds the limit of "
+                         f"{max_pixels:,}; raise it with --max-pixels")
     return inp
 
 
@@ -269,7 +317,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smoother: CurveSmoother,
-               encoder: EncoderSettings, progress: bool, errors: list) -> tuple:
+               encoder: EncoderSettings, progress: bool, log: _FFmpegLog, max_pixels: int | None) -> tuple:
     """Enhance and encode the video frames of ``inp``, copy its audio packets into ``tmp``.
 
     Returns ``(frames written, output video stream, audio streams copied)``.
@@ -277,7 +325,7 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
     vin = _main_video(av, inp)
     audio_in = list(inp.streams.audio)
     try:
-        out = av.open(str(tmp), "w")
+        out = av.open(_local(tmp), "w")
     except ValueError:
         raise VideoError(f"{dst}: unknown video format {dst.suffix!r}; use .mp4, .mkv, .mov or .webm") from None
     frames = 0
@@ -312,6 +360,10 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
                 else:
                     copy_audio(item)
                 continue
+            if max_pixels is not None and item.width * item.height > max_pixels:
+                raise VideoError(f"{src}: frame {frames + 1} is {item.width}x{item.height} = "
+                                 f"{item.width * item.height:,} pixels, over the limit of {max_pixels:,}; "
+                                 "raise it with --max-pixels")
             if vout is None:
                 vout = _video_stream(av, out, vin, item, encoder, dst)
                 writer = _FrameWriter(av, vout, item, vin)
@@ -326,7 +378,7 @@ def _transcode(av, inp, tmp: Path, src: Path, dst: Path, enhancer: Enhancer, smo
         if vout is None:
             raise VideoError(f"{src}: the video stream has no decodable frames")
         out.mux(vout.encode(None))
-    damage = [f"{name}: {message.strip()}" for level, name, message in errors if level <= av.logging.ERROR]
+    damage = [f"{name}: {message.strip()}" for _, name, message in log.errors(vin.codec_context.name)]
     if failure is None and damage:
         more = f" (and {len(damage) - 1} more errors)" if len(damage) > 1 else ""
         failure = f"FFmpeg reported: {damage[0]}{more}"

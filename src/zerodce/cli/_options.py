@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from zerodce._extras import MissingExtraError
-from zerodce.cli import CommandError
 from zerodce.enhance import DEFAULT_TILE, Enhancer, parse_denoise, parse_strength
 from zerodce.export import onnxruntime_model
+from zerodce.io import DEFAULT_MAX_PIXELS
 from zerodce.models import DEFAULT_MODEL, list_models
 
 
@@ -52,6 +51,13 @@ def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
 
 
+def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels``: the size limit of images and video frames (also Pillow's, see :mod:`zerodce.cli`)."""
+    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse larger images (and video frames) as decompression bombs; 0 for no limit "
+                             "(default: %(default)s)")
+
+
 def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
     """The model options plus ``--strength``, ``--tile``, ``--scale-factor`` and ``--backend``:
     everything :func:`enhancer_from_args` reads."""
@@ -78,10 +84,7 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
 def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
     """The :class:`~zerodce.enhance.Enhancer` described by :func:`add_enhancer_options`."""
     if args.backend == "onnxruntime" or str(args.checkpoint or "").endswith(".onnx"):
-        try:
-            model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)
-        except MissingExtraError as exc:
-            raise CommandError(str(exc)) from None
+        model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)  # MissingExtraError: one line
         return Enhancer(model, device=args.device, strength=args.strength, denoise=args.denoise, tile=args.tile)
     return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength,
                     denoise=args.denoise, tile=args.tile, scale_factor=args.scale_factor)

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from zerodce.cli import UsageError
-from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args, int_range
+from zerodce.cli import CommandError, UsageError, set_torch_threads
+from zerodce.cli._options import (add_enhancer_options, add_max_pixels_option, add_overwrite_option,
+                                 enhancer_from_args, int_range)
 from zerodce.enhance import enhance_files
-from zerodce.io import DEFAULT_MAX_PIXELS, EXTENSIONS, FORMATS, ImageError, read_image, write_image
+from zerodce.io import EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageError, read_image, write_image
 
-#: Extensions picked up when searching folders (files named explicitly are always tried).
-IMAGE_EXTENSIONS = frozenset(FORMATS)
 DEFAULT_SUFFIX = "_enhanced"
+#: Bytes read from stdin per pixel --max-pixels allows (16-bit RGBA, uncompressed), plus room for metadata.
+STDIN_BYTES_PER_PIXEL, STDIN_HEADROOM = 8, 1 << 20
 
 EXAMPLES = """\
 examples:
@@ -60,8 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"added to output file names (default: {DEFAULT_SUFFIX!r} beside the inputs, "
                              "nothing under -o)")
     add_overwrite_option(parser)
-    parser.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help="refuse larger images as decompression bombs; 0 for no limit (default: %(default)s)")
+    add_max_pixels_option(parser)
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -84,16 +83,38 @@ def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool
         for file in sorted(path.rglob("*")):
             rel = file.relative_to(path)
             # Hidden names include our own temporary files (".name.xxx.part").
-            if (file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file() and not any(p.startswith(".") for p in rel.parts)
+            if (file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not any(p.startswith(".") for p in rel.parts)
                     and not (exclude is not None and file.resolve().is_relative_to(exclude))):
                 found.append((file, rel, True))
         return found, None if found else f"cannot read {arg}: no images in this folder"
     if path.exists() or path.is_symlink():
         return [(path, Path(path.name), False)], None
     if glob.has_magic(arg):
-        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True)) if Path(m).is_file()]
+        matches = [m for m in _glob(arg) if m.is_file()]
         return [(m, Path(m.name), True) for m in matches], None if matches else f"cannot read {arg}: no files match"
     return [], f"cannot read {arg}: no such file or folder"
+
+
+def _glob(pattern: str) -> list[Path]:
+    """Files matching ``pattern``, sorted; ``**`` does not follow symbolic links to folders.
+
+    ``glob.glob`` follows them, so two links to a parent folder make its search
+    take exponential time. Hidden names match only where the pattern spells them.
+    """
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base, rest = Path(*parts[:first]) if first else Path("."), Path(*parts[first:])
+    hidden_ok = any(part.startswith(".") for part in rest.parts)
+    return sorted(m for m in base.glob(str(rest))
+                  if hidden_ok or not any(p.startswith(".") for p in m.relative_to(base).parts))
+
+
+def _resolve(path: Path) -> Path:
+    """``path.resolve()``, or its absolute path for a symbolic link loop (reading it then fails, named)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: Python < 3.13's report of a loop
+        return path.absolute()
 
 
 def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | None, overwrite: bool) -> Plan:
@@ -103,7 +124,7 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
     to_file = out is not None and single_file and not out.is_dir() and out.suffix.lower() in FORMATS
     if out is not None and not to_file and out.suffix.lower() in FORMATS and not out.is_dir():
         raise UsageError(f"-o {output} names a file, but the inputs can be several images; give a folder")
-    out_dir = None if out is None or to_file else out.resolve()
+    out_dir = None if out is None or to_file else _resolve(out)
     suffix = suffix if suffix is not None else ("" if out is not None else DEFAULT_SUFFIX)
 
     result = Plan()
@@ -122,14 +143,17 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
         return (out / name) if out is not None else file.with_name(name.name)
 
     pairs = [(file, target(file, rel), searched) for file, rel, searched in candidates]
-    planned_outputs = {dst.resolve() for _, dst, _ in pairs}
+    planned_outputs = {_resolve(dst) for _, dst, _ in pairs}
     # An earlier run's output found beside its input is not an input itself.
-    pairs = [(file, dst) for file, dst, searched in pairs if not (searched and file.resolve() in planned_outputs)]
-    resolved_inputs = {file.resolve() for file, _ in pairs}
+    pairs = [(file, dst) for file, dst, searched in pairs if not (searched and _resolve(file) in planned_outputs)]
+    resolved_inputs = {_resolve(file) for file, _ in pairs}
     seen: dict[Path, Path] = {}
     for file, dst in pairs:
-        key = dst.resolve()
-        if key in resolved_inputs:
+        key = _resolve(dst)
+        if out_dir is not None and not _resolve(dst.parent).is_relative_to(out_dir):
+            # A symbolic link among the output's subfolders would take the write elsewhere.
+            result.failed.append(f"cannot write {dst}: its folder leads out of {output} (a symbolic link)")
+        elif key in resolved_inputs:
             result.failed.append(f"cannot write {dst}: it is an input; use -o or --suffix")
         elif key in seen:
             result.failed.append(f"cannot write {dst}: also the output of {seen[key]}")
@@ -144,12 +168,24 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
     return result
 
 
+def _read_stdin(max_pixels: int) -> bytes:
+    """All of stdin, refused past what an image of ``max_pixels`` can take (0: no limit)."""
+    if not max_pixels:
+        return sys.stdin.buffer.read()
+    limit = max_pixels * STDIN_BYTES_PER_PIXEL + STDIN_HEADROOM
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise CommandError(f"stdin holds more than {limit:,} bytes, more than an image of --max-pixels "
+                           f"{max_pixels:,} can take; raise --max-pixels (0 for no limit)")
+    return data
+
+
 def _run_stdio(args: argparse.Namespace) -> int:
     """One image from stdin or to stdout."""
     if len(args.inputs) != 1:
         raise UsageError("- (stdin/stdout) works with exactly one input")
     if args.inputs[0] == "-":
-        source = io.BytesIO(sys.stdin.buffer.read())
+        source = io.BytesIO(_read_stdin(args.max_pixels))
         source.name = "<stdin>"
     else:
         source = args.inputs[0]
@@ -169,8 +205,6 @@ def _run_stdio(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``zerodce enhance``; returns the exit code."""
-    # Our --max-pixels is the limit; Pillow's own would refuse (or warn about) images it allows.
-    Image.MAX_IMAGE_PIXELS = None
     if "-" in args.inputs or args.output == "-":
         return _run_stdio(args)
     work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
@@ -181,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         workers = min(args.workers, len(work.jobs))
         if workers > 1 and enhancer.device.type == "cpu":
             # Files in parallel, one torch thread each: threads spinning for a core another worker holds cost more.
-            torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+            set_torch_threads(torch.get_num_threads() // workers)
         for dst in {dst.parent for _, dst in work.jobs}:
             dst.mkdir(parents=True, exist_ok=True)
         with tqdm(total=len(work.jobs), unit="img", disable=len(work.jobs) < 2, file=sys.stderr) as bar:

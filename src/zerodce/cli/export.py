@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
 from zerodce.cli._options import add_model_options, int_range
 from zerodce.export import DEFAULT_OPSET, GRAPHS, ONNX_TOLERANCE, export_onnx
@@ -54,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
     kwargs = {} if args.scale_factor is None else {"scale_factor": args.scale_factor}
     model = create_model(args.model, pretrained=args.checkpoint is None, checkpoint=args.checkpoint, **kwargs)
-    try:
-        difference = export_onnx(model, path, graph=args.graph, opset=args.opset)
-    except MissingExtraError as exc:
-        raise CommandError(str(exc)) from None
+    difference = export_onnx(model, path, graph=args.graph, opset=args.opset)
     print(f"wrote {path} ({args.model}, scale factor {model.scale_factor}, graph '{args.graph}'); "
           f"onnxruntime matches PyTorch within {difference:.1e}")
     return 0

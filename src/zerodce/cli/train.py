@@ -12,10 +12,9 @@ import argparse
 import os
 from dataclasses import fields
 
-from zerodce.cli import CommandError, UsageError
+from zerodce.cli import UsageError
 from zerodce.cli._options import add_model_options
-from zerodce.train import (PRESETS, RESUMABLE_CHANGES, TrainConfig, TrainingError, format_table, resume_config,
-                           train)
+from zerodce.train import PRESETS, RESUMABLE_CHANGES, TrainConfig, format_table, resume_config, train
 
 EXAMPLES = """\
 examples:
@@ -104,11 +103,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-        result = train(config)
-    except TrainingError as exc:
-        raise CommandError(str(exc)) from None
+    result = train(config_from_args(args))  # a TrainingError is reported by zerodce.cli.main
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1]
         print(f"\nepoch {last['epoch']} (best: epoch {result.best_epoch}, validation loss {result.best_val:.6f})")

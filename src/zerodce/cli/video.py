@@ -13,11 +13,10 @@ import re
 import sys
 from pathlib import Path
 
-from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
-from zerodce.cli._options import add_enhancer_options, add_overwrite_option, enhancer_from_args
+from zerodce.cli._options import add_enhancer_options, add_max_pixels_option, add_overwrite_option, enhancer_from_args
 from zerodce.cli.enhance import DEFAULT_SUFFIX
-from zerodce.video import DEFAULT_SMOOTHING, EncoderSettings, VideoError, enhance_video
+from zerodce.video import DEFAULT_SMOOTHING, EncoderSettings, enhance_video
 
 EXAMPLES = """\
 examples:
@@ -77,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="constant quality, lower is better (default: 18 for libx264, 20 libx265, 24 vp9)")
     quality.add_argument("--bitrate", type=_bitrate, metavar="B", help="target bitrate instead, e.g. 4M or 800k")
     add_overwrite_option(parser)
+    add_max_pixels_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -92,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
     encoder = EncoderSettings(codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf, bitrate=args.bitrate)
     enhancer = enhancer_from_args(args)
-    try:
-        report = enhance_video(src, dst, enhancer, smoothing=args.temporal_smoothing, encoder=encoder, progress=True)
-    except (VideoError, MissingExtraError) as exc:  # the latter: PyAV not installed
-        raise CommandError(str(exc)) from None
+    report = enhance_video(src, dst, enhancer, smoothing=args.temporal_smoothing, encoder=encoder, progress=True,
+                           max_pixels=args.max_pixels or None)
     audio = f", {report.audio_streams} audio stream{'s' * (report.audio_streams != 1)} copied"
     print(f"zerodce video: wrote {dst}: {report.frames} frames in {report.seconds:.1f} s "
           f"({report.fps:.3g} frames/s), {report.codec} {report.pix_fmt}{audio}", file=sys.stderr)

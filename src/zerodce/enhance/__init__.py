@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zerodce._checks import check_image_tensor
+from zerodce._checks import InputError, check_image_tensor
 from zerodce._device import resolve_device
 from zerodce.curves import apply_curves_fused, apply_low_res_curves
 from zerodce.enhance import denoise as denoising
@@ -96,7 +96,8 @@ class CurveModel(Protocol):
 
 
 def parse_strength(value: str | float) -> Strength:
-    """``"auto"`` or a number >= 0, from user input (CLI, HTTP); ``ValueError`` with a one-line reason otherwise.
+    """``"auto"`` or a number >= 0, from user input (CLI, HTTP); :class:`~zerodce._checks.InputError` (a
+    ``ValueError``) with a one-line reason otherwise.
 
     Example:
         >>> parse_strength("auto"), parse_strength("1.5")
@@ -107,14 +108,14 @@ def parse_strength(value: str | float) -> Strength:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"strength must be 'auto' or a number >= 0, got {value!r}") from None
+        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"strength must be 'auto' or a number >= 0, got {value!r}")
+        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}")
     return number
 
 
 def parse_denoise(value: str | float) -> Denoise:
-    """``"auto"``, ``"off"`` or a level >= 0, from user input; ``ValueError`` with a one-line reason otherwise.
+    """``"auto"``, ``"off"`` or a level >= 0, from user input; :class:`~zerodce._checks.InputError` otherwise.
 
     Example:
         >>> parse_denoise("off"), parse_denoise("AUTO"), parse_denoise("2")
@@ -125,9 +126,9 @@ def parse_denoise(value: str | float) -> Denoise:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}") from None
+        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}")
+        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}")
     return number
 
 
@@ -177,13 +178,13 @@ class Enhancer:
         self._strength = parse_strength(strength)
         self._denoise = parse_denoise(denoise)
         if tile < 0:
-            raise ValueError(f"tile must be >= 0 (0 disables tiling), got {tile}")
+            raise InputError(f"tile must be >= 0 (0 disables tiling), got {tile}")
         self._device = resolve_device(device)
         if isinstance(model, str):
             kwargs = {} if scale_factor is None else {"scale_factor": scale_factor}
             model = create_model(model, pretrained=checkpoint is None, checkpoint=checkpoint, **kwargs)
         elif scale_factor is not None or checkpoint is not None:
-            raise ValueError("scale_factor and checkpoint apply to a model name, not to a model instance")
+            raise InputError("scale_factor and checkpoint apply to a model name, not to a model instance")
         self._model = model.to(self._device).eval()
         self._tile = int(tile)
 
@@ -223,7 +224,7 @@ class Enhancer:
             other._denoise = parse_denoise(denoise)
         if tile is not None:
             if tile < 0:
-                raise ValueError(f"tile must be >= 0 (0 disables tiling), got {tile}")
+                raise InputError(f"tile must be >= 0 (0 disables tiling), got {tile}")
             other._tile = int(tile)
         return other
 
@@ -299,7 +300,7 @@ class Enhancer:
             return out
         low_res = self.model.scale_factor > 1
         if maps is None and low_res:
-            raise ValueError("maps are needed for a model that estimates curves at low resolution")
+            raise InputError("maps are needed for a model that estimates curves at low resolution")
         strengths = self._strengths(x, maps)
         if maps is not None:
             maps = _scaled(maps.to(self.device, torch.float32), strengths)
@@ -374,7 +375,7 @@ class Enhancer:
             dtype('uint16')
         """
         if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not (0.0 <= pixels.min() and pixels.max() <= 1.0):
-            raise ValueError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
+            raise InputError("float image arrays must hold values in [0, 1]; divide 8-bit values by 255")
         if not pixels.size:
             return pixels.copy()
         if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] in (3, 4):

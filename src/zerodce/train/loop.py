@@ -1,44 +1,16 @@
-"""Zero-reference training of Zero-DCE and Zero-DCE++, top to bottom.
-
-:func:`train` runs one training from a :class:`TrainConfig`: data, model,
-optimizer, the epoch loop with validation, checkpoints and history. Launched
-with ``torchrun --nproc_per_node N`` it trains data-parallel (DDP; gloo on CPU,
-nccl on CUDA) on the same global batch: ``batch_size`` is split over the
-processes, rank 0 writes every file.
-
-Run folder (``config.out``):
-
-* ``last.pt`` / ``best.pt``: checkpoints after each epoch and at the best
-  validation loss, written atomically. A checkpoint is a dict ``{model,
-  model_name, model_args, optimizer, epoch, batches_done, step, config,
-  history, best_epoch, best_val}``; ``--resume`` rebuilds exactly the same run
-  from it (the data order depends only on the seed and the epoch).
-* ``best.safetensors``: the best model's weights, the file to ship or to give
-  ``--checkpoint``.
-* ``history.csv`` (one row per epoch: train and validation total loss and its
-  four components) and ``history.png`` (their curves).
-
-Ctrl-C stops after the current step, saves ``last.pt`` (resumable mid-epoch)
-and raises ``KeyboardInterrupt``. A NaN or infinite loss stops before the
-optimizer step with a :class:`TrainingError` naming the batch's files;
-checkpoints already written stay as they were.
-
-One optimization step is :func:`train_step`, on a :class:`TrainingObjective`
-(network + loss in one module, so DDP sees the whole computation).
-"""
+"""The training loop, top to bottom: :func:`train`, one step (:func:`train_step`) and its objective."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -47,97 +19,15 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from zerodce._device import resolve_device
-from zerodce.curves import apply_curves
+from zerodce.curves import apply_curves, upsample_curves
 from zerodce.data import ImageFolder, find_images, split
 from zerodce.losses import COMPONENTS, LossOutput, LossWeights, ZeroReferenceLoss
-from zerodce.models import DEFAULT_MODEL, DCENet, create_model, get_model_spec
-from zerodce.curves import upsample_curves
-from zerodce.weights import save_safetensors
-
-#: The authors' training image sizes (their data loaders): Zero-DCE 256, Zero-DCE++ 512.
-AUTHORS_IMAGE_SIZE = {"zero_dce": 256, "zero_dce_pp": 512}
-
-Precision = Literal["fp32", "bf16"]
-Schedule = Literal["constant", "cosine"]
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a training run. The defaults are the authors' released recipe."""
-
-    data: tuple[str, ...] = ()
-    """Image folders (searched recursively) or files."""
-    out: str = "runs/zerodce"
-    """Run folder: checkpoints, history, weights."""
-    model: str = DEFAULT_MODEL
-    """Registered model name."""
-
-    image_size: int | None = None
-    """Training images are resized to this square; None: the authors' size (256 zero_dce, 512 zero_dce_pp)."""
-    crop_size: int | None = None
-    """Train on random crops of this side from the resized images (validation: fixed crops);
-    None: whole images."""
-    train_scale_factor: int = 1
-    """Curves estimated on a 1/s downscale during training (1 as released), then upsampled;
-    the losses still apply at full resolution."""
-    val_split: float = 0.2
-    """Fraction of the images held out for the validation loss (0: select by training loss)."""
-    split_shuffle: bool = True
-    """Shuffle (seeded) before splitting; False: sorted, first files train, last validate."""
-    preload: bool = True
-    """Decode every image once into memory (3 * size**2 bytes each) instead of every epoch."""
-    workers: int = 2
-    """Decoding threads for the preload, or DataLoader workers without it."""
-
-    epochs: int = 100
-    """The released Zero-DCE++ trains 100 epochs."""
-    batch_size: int = 8
-    """Global batch; split evenly over DDP processes."""
-    lr: float = 1e-4
-    """Adam learning rate (released: 1e-4)."""
-    lr_schedule: Schedule = "constant"
-    """constant (released) or cosine decay to 0 over the run."""
-    warmup_steps: int = 0
-    """Linear learning-rate warm-up steps."""
-    weight_decay: float = 1e-4
-    """Adam weight decay (released: 1e-4)."""
-    grad_clip: float = 0.1
-    """Gradient-norm clip (released: 0.1); 0 disables."""
-
-    formulation: str = "released"
-    """Loss formulas: released code or paper (see zerodce.losses)."""
-    exposure_level: float = 0.6
-    """Well-exposedness level E of the exposure loss (paper: 0.6)."""
-
-    precision: Precision = "fp32"
-    """bf16 runs the curve network under CPU/CUDA autocast (faster convolutions)."""
-    channels_last: bool = True
-    """NHWC memory layout: 2-2.5x faster convolutions on CPU, same results to float rounding."""
-    device: str = "auto"
-    """auto, cpu or cuda (DDP on CUDA uses cuda:LOCAL_RANK)."""
-    seed: int = 0
-    """Seeds the initialization, the split and the data order."""
-    init_weights: str | None = None
-    """Start from these weights (fine-tuning) instead of a random initialization."""
-    resume: str | None = None
-    """Checkpoint to continue from."""
-    progress: bool = True
-    """Show a progress bar (rank 0)."""
-
-
-#: Fields that may change when a run is resumed; the others come from the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "workers", "progress")
-
-#: Documented presets: overrides of the defaults.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The course report this project started from (DEVELOPERS.md): Zero-DCE on LOL
-    # low-light images, 256x256, sorted, first 4/5 train, last 1/5 validate, 100 epochs.
-    "report": {"model": "zero_dce", "image_size": 256, "val_split": 0.2, "split_shuffle": False, "epochs": 100},
-}
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, bad data or configuration); one line."""
+from zerodce.models import DCENet, create_model
+from zerodce.train.checkpoints import read_checkpoint, save_checkpoint
+from zerodce.train.config import (AUTHORS_IMAGE_SIZE, RESUMABLE_CHANGES, Precision, TrainConfig, TrainingError,
+                                  _check_config, training_recipe)
+from zerodce.train.history import write_history
+from zerodce.weights import flush_subnormals_, save_safetensors
 
 
 class _NonFiniteLoss(Exception):
@@ -206,7 +96,7 @@ def train_step(
     grad_clip: float = 0.1,
     stop_requested: bool = False,
 ) -> LossOutput:
-    """One optimization step: forward, finite check, backward, gradient clip, update.
+    """One optimization step: forward, finite check, backward, gradient clip, update, subnormal weights to zero.
 
     Args:
         objective: a :class:`TrainingObjective`, possibly wrapped in DDP.
@@ -248,7 +138,35 @@ def train_step(
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(objective.parameters(), grad_clip)
     optimizer.step()
+    # Weight decay shrinks weights that get no gradient towards zero through the subnormal range, where
+    # CPUs compute many times slower (the authors' zero_dce checkpoint holds 19,266 such weights).
+    # torch.set_flush_denormal reaches only the calling thread, not the intra-op workers (docs/training.md).
+    flush_subnormals_(p for group in optimizer.param_groups for p in group["params"])
     return LossOutput(out.total.detach(), {k: v.detach() for k, v in out.components.items()})
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialization of every convolution of ``model``, drawn from ``generator``.
+
+    The same draws, in the same order, as the layers make from the global generator when they are
+    built (``Conv2d.reset_parameters``), so a seed gives the weights it gave with ``torch.manual_seed``;
+    the global generator, which other code in the process may be using, is neither seeded nor read.
+
+    Example:
+        >>> a, b = create_model("zero_dce_pp"), create_model("zero_dce_pp")
+        >>> initialize(a, torch.Generator().manual_seed(0)); initialize(b, torch.Generator().manual_seed(0))
+        >>> torch.equal(a.conv1.depthwise.weight, b.conv1.depthwise.weight)
+        True
+    """
+    for module in model.modules():
+        if list(module.parameters(recurse=False)) and not isinstance(module, nn.Conv2d):
+            raise TypeError(f"initialize() knows convolutions only, not {type(module).__name__}")
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                nn.init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=generator)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -305,8 +223,11 @@ def train(config: TrainConfig) -> TrainResult:
     is_writer = rank == 0
     try:
         # Every process checks (same files), so none is left waiting for a process that stopped.
-        if saved is None and (out / "last.pt").exists():
-            raise TrainingError(f"{out} already holds a run; continue it with --resume {out / 'last.pt'} or choose another --out")
+        last = out / "last.pt"
+        if saved is None and last.exists():
+            raise TrainingError(f"{out} already holds a run; continue it with --resume {last} or choose another --out")
+        if saved is not None and last.exists() and not last.samefile(config.resume):
+            raise TrainingError(f"{out} holds another run; resume {config.resume} into an empty --out")
         if is_writer:
             out.mkdir(parents=True, exist_ok=True)
         return _run(config, saved, out, device, world, rank, is_writer)
@@ -334,9 +255,13 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=config.seed, drop_last=True)
     workers = 0 if config.preload else config.workers  # from memory, another process only adds copies
     # Workers are made anew each epoch, so they see the dataset's epoch (crop positions).
-    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers)
+    # The loaders' own generator seeds their workers, instead of the global one.
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, per_rank, sampler=sampler, drop_last=True, num_workers=workers,
+                              generator=generator)
     # Validation: an unpadded shard per process; sums are reduced, so the mean is over the whole set.
-    val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), per_rank, num_workers=workers)
+    val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), per_rank, num_workers=workers,
+                            generator=generator)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * config.epochs
     crop = f", crops of {config.crop_size}x{config.crop_size}" if config.crop_size else ""
@@ -344,9 +269,11 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
         f"{steps_per_epoch} steps/epoch, {world} process(es) on {device}")
 
     # Model, loss, optimizer. Same seed everywhere, so every process starts identical.
-    torch.manual_seed(config.seed)
     model_args = {"scale_factor": config.train_scale_factor}
-    model = create_model(config.model, checkpoint=config.init_weights, **model_args).train()
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialization draws from the global generator
+        model = create_model(config.model, checkpoint=config.init_weights, **model_args).train()
+    if config.init_weights is None:
+        initialize(model, torch.Generator().manual_seed(config.seed))
     loss_fn = ZeroReferenceLoss(LossWeights.for_model(config.model), config.exposure_level,
                                 formulation=config.formulation)
     if config.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
@@ -402,7 +329,7 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
                 except _StopRequested:
                     bar.close()
                     if is_writer:
-                        _save_atomic(checkpoint(epoch, i), out / "last.pt")
+                        save_checkpoint(checkpoint(epoch, i), out / "last.pt")
                     log(f"interrupted: saved {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
                     raise KeyboardInterrupt from None
                 step += 1
@@ -423,9 +350,9 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
                 best_epoch, best_val = epoch + 1, score
             if is_writer:
                 state = checkpoint(epoch + 1, 0)
-                _save_atomic(state, out / "last.pt")
+                save_checkpoint(state, out / "last.pt")
                 if best_epoch == epoch + 1:
-                    _save_atomic(state, out / "best.pt")
+                    save_checkpoint(state, out / "best.pt")
                 write_history(history, out)
             log(f"epoch {epoch + 1}/{config.epochs}: train {row['train_total']:.5f}  val {row['val_total']:.5f}"
                 f"  {row['images_per_s']:.1f} img/s")
@@ -444,43 +371,6 @@ def cpu_has_native_bf16() -> bool:
     """Whether oneDNN computes bfloat16 natively on this CPU (else autocast to bf16 is emulated and slow)."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(check is not None and torch.backends.mkldnn.is_available() and check())
-
-
-def training_recipe(config: TrainConfig) -> dict[str, Any]:
-    """What a weights file records of how it was trained: the config without this machine's paths.
-
-    Example:
-        >>> "out" in training_recipe(TrainConfig(data=("photos",), out="/tmp/run"))
-        False
-    """
-    return {k: v for k, v in asdict(config).items() if k not in ("out", "resume", "progress")}
-
-
-def resume_config(checkpoint: str | Path, **changes: Any) -> TrainConfig:
-    """The configuration of the run saved in ``checkpoint``, set to resume it.
-
-    Args:
-        checkpoint: a ``last.pt`` (or ``best.pt``) written by :func:`train`.
-        **changes: new values of :data:`RESUMABLE_CHANGES` (e.g. more ``epochs``).
-    """
-    fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
-    if fixed:
-        raise ValueError(f"{', '.join(fixed)} cannot change when resuming; only {', '.join(RESUMABLE_CHANGES)} can")
-    return replace(TrainConfig(**read_checkpoint(checkpoint)["config"]), resume=str(checkpoint), **changes)
-
-
-def _check_config(config: TrainConfig) -> None:
-    get_model_spec(config.model)  # unknown names: ValueError listing the known ones
-    if not config.data:
-        raise ValueError("no training data given")
-    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "train_scale_factor": config.train_scale_factor}
-    for name, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    if config.lr <= 0:
-        raise ValueError(f"lr must be positive, got {config.lr}")
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be constant or cosine, got {config.lr_schedule!r}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -544,117 +434,3 @@ def _validate(objective: TrainingObjective, loader: DataLoader, device: torch.de
     for images, _ in loader:
         sums.add(objective(images.to(device).contiguous(memory_format=memory_format)), len(images))
     return sums.means(device)
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a checkpoint."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A training checkpoint written by :func:`train` (CPU tensors)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any decoder failure means the same thing to the user
-        raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
-    if not isinstance(obj, dict) or "config" not in obj or "optimizer" not in obj:
-        raise TrainingError(f"{path} is not a training checkpoint of zerodce train")
-    known = {f.name for f in fields(TrainConfig)}
-    obj["config"] = {k: (tuple(v) if k == "data" else v) for k, v in obj["config"].items() if k in known}
-    return obj
-
-
-# --------------------------------------------------------------------------- history
-
-
-def history_columns() -> list[str]:
-    """Columns of ``history.csv``.
-
-    Example:
-        >>> history_columns()[:5]
-        ['epoch', 'lr', 'seconds', 'images_per_s', 'train_total']
-    """
-    losses = ("total", *COMPONENTS)
-    return ["epoch", "lr", "seconds", "images_per_s", *(f"train_{k}" for k in losses), *(f"val_{k}" for k in losses)]
-
-
-def write_history(history: list[dict[str, float]], out: Path) -> None:
-    """Write ``history.csv`` and ``history.png`` into ``out`` (each atomically)."""
-    tmp = out / ".history.csv.part"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, history_columns())
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
-    image = plot_history(history)
-    tmp = out / ".history.png.part"
-    image.save(tmp, format="PNG")
-    os.replace(tmp, out / "history.png")
-
-
-def format_table(row: dict[str, float]) -> str:
-    """The report's loss table for one epoch: each loss, train and validation.
-
-    Example:
-        >>> row = {f"{s}_{k}": 0.5 for s in ("train", "val") for k in ("total", *COMPONENTS)}
-        >>> print(format_table(row).splitlines()[1])
-        total                        0.500000    0.500000
-    """
-    lines = [f"{'loss':<24} {'train':>12} {'validation':>11}"]
-    for name in ("total", *COMPONENTS):
-        lines.append(f"{name:<24} {row[f'train_{name}']:>12.6f} {row[f'val_{name}']:>11.6f}")
-    return "\n".join(lines)
-
-
-def plot_history(history: list[dict[str, float]], panel: tuple[int, int] = (300, 200)):
-    """Loss curves (train blue, validation orange), one panel per loss, as a PIL image.
-
-    Example:
-        >>> rows = [{f"{s}_{k}": 1 / e for s in ("train", "val") for k in ("total", *COMPONENTS)} | {"epoch": e}
-        ...         for e in (1, 2, 3)]
-        >>> plot_history(rows).size
-        (900, 400)
-    """
-    from PIL import Image, ImageDraw
-
-    colors = {"train": (31, 119, 180), "val": (255, 127, 14)}
-    width, height = panel
-    image = Image.new("RGB", (3 * width, 2 * height), "white")
-    draw = ImageDraw.Draw(image)
-    margin = 10
-    epochs = [row["epoch"] for row in history]
-    for n, name in enumerate(("total", *COMPONENTS)):
-        x0, y0 = (n % 3) * width + margin, (n // 3) * height + 20
-        x1, y1 = x0 + width - 2 * margin, y0 + height - 40
-        draw.rectangle((x0, y0, x1, y1), outline="gray")
-        values = [row[f"{s}_{name}"] for row in history for s in colors if math.isfinite(row[f"{s}_{name}"])]
-        if not values:
-            draw.text((x0, y0 - 14), name, fill="black")
-            continue
-        low, high = min(values), max(values)
-        span = (high - low) or 1.0
-        # The range goes in the title: the panels share no scale, the terms differ by orders of magnitude.
-        draw.text((x0, y0 - 14), f"{name}  [{low:.3g}, {high:.3g}]", fill="black")
-        draw.text((x0, y1 + 4), f"epoch {int(epochs[0])}", fill="black")
-        draw.text((x1 - 60, y1 + 4), f"epoch {int(epochs[-1])}", fill="black")
-        e_span = (epochs[-1] - epochs[0]) or 1
-        for s, color in colors.items():
-            points = [(x0 + (row["epoch"] - epochs[0]) / e_span * (x1 - x0), y1 - (row[f"{s}_{name}"] - low) / span * (y1 - y0))
-                      for row in history if math.isfinite(row[f"{s}_{name}"])]
-            if len(points) > 1:
-                draw.line(points, fill=color, width=2)
-            elif points:
-                draw.ellipse((points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2), fill=color)
-    lx, ly = 2 * width + margin, height + 30
-    for k, (s, color) in enumerate(colors.items()):
-        draw.line((lx, ly + 20 * k + 6, lx + 30, ly + 20 * k + 6), fill=color, width=3)
-        draw.text((lx + 40, ly + 20 * k), "train" if s == "train" else "validation", fill="black")
-    return image
