@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from zerodce import _native
+from zerodce._checks import InputError, ZerodceError
 from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
 from zerodce.enhance.denoise import denoise_level, smooth3x3
 
@@ -650,13 +651,13 @@ class TestCache:
     def test_required_kernels_that_fail_to_build_are_an_error(self, cache, tmp_path, monkeypatch):
         monkeypatch.setenv("ZERODCE_NATIVE", "1")
         monkeypatch.setenv("CC", str(fake_compiler(tmp_path, 'echo "fake-cc: error: no such thing" >&2; exit 1\n')))
-        with pytest.raises(RuntimeError, match="ZERODCE_NATIVE=1(.|\n)*fake-cc: error: no such thing"):
+        with pytest.raises(_native.KernelsUnavailableError, match="ZERODCE_NATIVE=1(.|\n)*fake-cc: error: no such thing"):
             _native.library()
-        with pytest.raises(RuntimeError, match="fake-cc: error"):
+        with pytest.raises(ZerodceError, match="fake-cc: error"):  # the CLI's own kind of error: no traceback
             apply_curves_fused(torch.rand(1, 3, 2, 2), torch.rand(1, 3, 2, 2))
         monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
         _native.library.cache_clear()
-        with pytest.raises(RuntimeError, match="no C compiler"):
+        with pytest.raises(_native.KernelsUnavailableError, match="no C compiler"):
             _native.library()
 
     def test_turned_off(self, cache, tmp_path, monkeypatch, caplog):
@@ -669,7 +670,7 @@ class TestCache:
 
     def test_other_values_of_the_switch_are_refused(self, cache, monkeypatch):
         monkeypatch.setenv("ZERODCE_NATIVE", "yes")
-        with pytest.raises(ValueError, match="ZERODCE_NATIVE must be 0"):
+        with pytest.raises(InputError, match="ZERODCE_NATIVE must be 0"):
             _native.library()
 
 

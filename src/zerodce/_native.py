@@ -52,6 +52,8 @@ from pathlib import Path
 
 import torch
 
+from zerodce._checks import InputError, ZerodceError
+
 log = logging.getLogger("zerodce")
 
 _SOURCE = Path(__file__).with_name("_native_curves.c")
@@ -72,6 +74,10 @@ class _Plane(ctypes.Structure):
 
 class _Unavailable(Exception):
     """Why the compiled kernels cannot be used (the message says it)."""
+
+
+class KernelsUnavailableError(ZerodceError, RuntimeError):
+    """``ZERODCE_NATIVE=1`` asked for the compiled kernels and they could not be built or loaded."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +105,7 @@ def _cpu_key() -> str:
 def _mode() -> str:
     mode = os.environ.get("ZERODCE_NATIVE", "").strip()
     if mode not in ("", "0", "1"):
-        raise ValueError(f"ZERODCE_NATIVE must be 0 (off), 1 (required) or unset (automatic), got {mode!r}")
+        raise InputError(f"ZERODCE_NATIVE must be 0 (off), 1 (required) or unset (automatic), got {mode!r}")
     return mode
 
 
@@ -174,8 +180,11 @@ def _build(compiler: list[str], variants: list[list[str]], names: list[str], fol
                 target = folder / name
                 os.replace(built, target)  # atomic: concurrent builders never load half a file
                 return target
-            errors.append(f"{shlex.join(flags)}:\n{result.stderr.decode(errors='replace').strip()}")
-    raise _Unavailable(f"the C compiler {compiler[0]} failed:\n" + "\n".join(errors))
+            message = result.stderr.decode(errors="replace").strip() or f"exit code {result.returncode}, no message"
+            errors.append(f"{shlex.join(flags)}:\n{message}")
+    # The first line names the last attempt's first complaint (a one-line summary); the rest is all of it.
+    first = errors[-1].splitlines()[1] if errors[-1].count("\n") else errors[-1]
+    raise _Unavailable(f"the C compiler {compiler[0]} failed: {first}\n" + "\n".join(errors))
 
 
 def _open(path: Path) -> ctypes.CDLL:
@@ -260,13 +269,15 @@ def library() -> ctypes.CDLL | None:
     """The compiled kernels, built and cached on first call; ``None`` where unavailable (the reason logged).
 
     Raises:
-        RuntimeError: under ``ZERODCE_NATIVE=1`` when they cannot be built or loaded.
+        KernelsUnavailableError: under ``ZERODCE_NATIVE=1`` when they cannot be built or loaded
+            (the message holds the compiler's).
+        InputError: ``ZERODCE_NATIVE`` is neither 0, 1 nor unset.
     """
     first = _library_or_reason.cache_info().currsize == 0
     lib, reason = _library_or_reason()
     if lib is None:
         if _mode() == "1":
-            raise RuntimeError(f"the compiled kernels are required (ZERODCE_NATIVE=1) but unavailable: {reason}")
+            raise KernelsUnavailableError(f"the compiled kernels are required (ZERODCE_NATIVE=1) but unavailable: {reason}")
         if first:
             log.log(logging.INFO if reason.startswith(("turned off", "no C compiler")) else logging.WARNING,
                     "zerodce: compiled kernels not used, taking the PyTorch path: %s", reason)
