@@ -14,7 +14,7 @@ import sys
 from zerodce import __version__
 
 #: Subcommand modules of ``zerodce.cli``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("enhance", "video", "eval", "train", "export", "bench")
+COMMANDS: tuple[str, ...] = ("enhance", "video", "eval", "train", "export", "serve", "bench")
 
 
 class CommandError(Exception):
