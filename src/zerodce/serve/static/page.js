@@ -124,7 +124,7 @@ function send(item) {
     item.xhr = null;
     if (xhr.status === 200) {
       item.tries = 0;
-      showResult(item, xhr.response, fileNameFrom(xhr.getResponseHeader("Content-Disposition"), item.file.name));
+      showResult(item, xhr.response, fileNameFrom(xhr.getResponseHeader("Content-Disposition"), item.file.name), options);
     } else if (xhr.status === 503 && item.tries < MAX_RETRIES) {
       item.tries += 1;
       const wait = Math.max(1, Number(xhr.getResponseHeader("Retry-After")) || 2);
@@ -145,6 +145,7 @@ function send(item) {
     fail(item, "could not reach the server; is zerodce serve still running?");
     pump();
   };
+  xhr.send(form);
 }
 
 function fail(item, message) {
@@ -156,7 +157,8 @@ function fail(item, message) {
 
 // ---------------------------------------------------------------- results
 
-function showResult(item, blob, name) {
+function showResult(item, blob, name, options) {
+  item.el.dataset.options = JSON.stringify(options); // the settings of the result shown
   if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
   item.resultUrl = URL.createObjectURL(blob);
   showError(item, "");
@@ -245,7 +247,7 @@ function rerunAll() {
 function syncControls() {
   const auto = $("strength-auto").checked;
   $("strength").disabled = auto;
-  $("strength-value").textContent = auto ? "auto" : Number($("strength").value).toFixed(2);
+  $("strength-value").textContent = auto ? "" : Number($("strength").value).toFixed(2);
   const level = $("denoise").value === "level";
   $("denoise-level").disabled = !level;
   $("denoise-value").textContent = level ? Number($("denoise-level").value).toFixed(1) : "";
