@@ -181,6 +181,16 @@ def test_options_as_query_or_form_fields(server):
     assert server.post_file(png, query="?strength=auto&denoise=auto").status == 200
 
 
+def test_phone_mpo_comes_back_as_jpeg(server):
+    frames = [Image.fromarray(dark_pixels(seed=i)) for i in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:])
+    assert read_image(buffer.getvalue()).format == "MPO"
+    reply = server.post_file(buffer.getvalue(), filename="IMG_0001.JPG")
+    assert reply.status == 200 and reply.headers["content-type"] == "image/jpeg"
+    assert 'filename="IMG_0001_enhanced.jpg"' in reply.headers["content-disposition"]
+
+
 def test_raw_body(server):
     reply = server.post_raw(encode(dark_pixels(), "JPEG"), "image/jpeg", query="?format=webp")
     assert reply.status == 200 and reply.headers["content-type"] == "image/webp"
@@ -197,6 +207,8 @@ def test_unreadable_images_are_400(server):
     assert_error(server.post_file(b"", filename="zero.jpg"), 400, "zero.jpg", "empty")
     assert_error(server.post_file(jpeg[: len(jpeg) // 2], filename="cut.jpg"), 400, "cut.jpg", "truncated")
     assert_error(server.post_file(jpeg[:30], filename="stub.jpg"), 400, "stub.jpg")
+    broken = server.request("POST", "/api/enhance", b"--x\r\nnot a part", {"Content-Type": "multipart/form-data"})
+    assert_error(broken, 400)
 
 
 def test_unsupported_formats_are_415(server):

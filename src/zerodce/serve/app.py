@@ -12,8 +12,10 @@ Routes (every error is JSON ``{"error": "..."}``):
 * ``GET /``: the web page (``static/``), which loads nothing from elsewhere.
 
 Clients send image bytes and a few options, never paths or URLs: the server reads
-no file and fetches nothing on a client's behalf. Uploads are held in memory
-(bounded by ``max_upload_bytes`` times the pool's places), never written to disk.
+no file and fetches nothing on a client's behalf. Uploads are held in memory,
+bounded by ``max_upload_bytes`` times the pool's places (a multipart file above
+1 MB passes through Starlette's spool, an anonymous temporary file that is gone
+when the request ends); results are encoded in memory.
 
 Example:
     >>> from zerodce.models import create_model
@@ -59,6 +61,8 @@ UPLOAD_TIMEOUT = 120.0
 #: Formats the server decodes. Pillow knows more, some through outside programs (EPS runs
 #: Ghostscript): untrusted bytes only reach the decoders photos need.
 INPUT_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
+#: Output formats for inputs whose own format we do not write: MPO is a phone's JPEG with extra frames.
+_SAME_FORMAT = {"MPO": "JPEG"}
 #: Request options, as query parameters or multipart fields.
 OPTIONS = ("strength", "denoise", "format", "quality")
 _RAW_TYPES = ("image/", "application/octet-stream")
@@ -209,7 +213,8 @@ def enhance_upload(enhancer: Enhancer, data: bytes, name: str, options: dict[str
     except (MemoryError, torch.OutOfMemoryError):
         raise ApiError(503, f"out of memory enhancing {name}; try again later or send a smaller image",
                        {"Retry-After": "10"}) from None
-    fmt = options["format"] or (image.format if image.format in EXTENSIONS else "PNG")
+    same = _SAME_FORMAT.get(image.format, image.format)
+    fmt = options["format"] or (same if same in EXTENSIONS else "PNG")
     out = io.BytesIO()
     write_image(out, enhanced, format=fmt, quality=options["quality"])
     return out.getvalue(), fmt
