@@ -52,7 +52,7 @@ class TestApplyCurves:
             (torch.rand(3, 4, 4), torch.rand(1, 3, 4, 4), "B, C, H, W"),
             (torch.rand(1, 3, 4, 4), torch.rand(1, 4, 4, 4), "3\\*n"),
             (torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 5), "same height"),
-            (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.rand(1, 3, 4, 4), "floating"),
+            (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.rand(1, 3, 4, 4).double(), "floating"),
         ],
     )
     def test_bad_input(self, x, curves, match):

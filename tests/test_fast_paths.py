@@ -15,10 +15,13 @@ import torch.nn.functional as F
 import zerodce.curves
 import zerodce.models._dce_net
 from zerodce import _native, create_model
-from zerodce.curves import apply_curves, apply_curves_fused, apply_curves_reference, is_channels_last
+from zerodce.curves import (apply_curves, apply_curves_fused, apply_curves_reference, apply_low_res_curves,
+                            is_channels_last, upsample_curves)
 from zerodce.enhance import Enhancer
 from zerodce.io import pixels_to_tensor, tensor_to_pixels
-from zerodce.models._dce_net import apply_low_res_curves, downscale, upsample_curves
+from zerodce.models._dce_net import downscale
+
+from conftest import require_native
 
 TOL = 1e-4
 
@@ -26,14 +29,6 @@ TOL = 1e-4
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape
     return (a.double() - b.double()).abs().max().item()
-
-
-def require_native() -> None:
-    """Skip without the compiled kernels; under CI=true, fail (its machines have a C compiler)."""
-    if not _native.available():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the compiled curve kernels could not be built (is a C compiler installed?)")
-        pytest.skip("no C compiler: compiled curve kernels unavailable")
 
 
 @pytest.fixture(params=["native", "blocks"])
@@ -194,7 +189,7 @@ class TestModels:
         with torch.no_grad():
             plain = plain_forward(model, x)
             assert max_diff(model(x), plain) <= TOL
-        enhancer = Enhancer(model, device=device, tile=32)
+        enhancer = Enhancer(model, device=device, tile=32, strength=1.0, denoise="off")
         assert max_diff(enhancer.enhance_tensor(x), plain) <= TOL
         assert max_diff(enhancer.apply(x, *enhancer.curves(x)), plain) <= TOL
 
@@ -259,9 +254,10 @@ class TestCompiledKernels:
             _native.library.cache_clear()
         assert _native.available()
 
+    @pytest.mark.parametrize("settings", [{"strength": 1.0, "denoise": "off"}, {}], ids=["plain", "default"])
     @pytest.mark.parametrize("channels", [3, 4])
-    def test_enhancer_8bit_path_equals_the_float_path(self, channels):
-        enhancer = Enhancer(create_model("zero_dce_pp"), device="cpu")
+    def test_enhancer_8bit_path_equals_the_float_path(self, channels, settings):
+        enhancer = Enhancer(create_model("zero_dce_pp"), device="cpu", **settings)
         pixels = np.random.default_rng(0).integers(0, 256, (45, 70, channels), dtype=np.uint8)
         pixels.flags.writeable = False  # as decoded images are
         general = tensor_to_pixels(enhancer.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)

@@ -51,7 +51,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def enhancer() -> Enhancer:
-    return Enhancer(brightness_model(), device="cpu")
+    """The model as trained (strength 1, no denoising), so frames can be checked against it exactly."""
+    return Enhancer(brightness_model(), device="cpu", strength=1.0, denoise="off")
 
 
 def dark_scene(n: int = 24, noise: float = 0.02, seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
@@ -267,6 +268,26 @@ def test_flicker_lower_with_smoothing_cli(tmp_path, checkpoint):
     assert runs["raw"] > source  # the test is only meaningful if the model does add flicker
     assert runs["smoothed"] < runs["raw"]
     assert runs["smoothed"] <= source
+
+
+def test_static_noisy_scene_does_not_shimmer(tmp_path, checkpoint):
+    """A still, dark, noisy shot (fresh sensor noise every frame, nothing moving): the default
+    pipeline denoises what the curves amplified, so the frame-to-frame variation of each pixel
+    is much lower than with denoising off, and the picture is as bright."""
+    still = np.median(dark_scene(12, noise=0.0, seed=2), axis=0)  # the scene without its moving square
+    noise = np.random.default_rng(3).normal(0, 4, (12, *still.shape))
+    frames = np.clip(still[None] + noise, 0, 255).round().astype(np.uint8)
+    src = write_video(tmp_path / "static.mkv", frames, codec="ffv1", pix_fmt="bgr0")
+    shimmer = {}
+    for name, extra in (("default", []), ("off", ["--denoise", "off"])):
+        out = tmp_path / f"{name}.mkv"
+        result = zerodce_cli("video", src, "-o", out, "--checkpoint", checkpoint, "--device", "cpu",
+                             "--codec", "ffv1", "--pix-fmt", "bgr0", *extra)
+        assert result.returncode == 0, result.stderr
+        video = read_video(out)["frames"].astype(float)
+        shimmer[name] = (video.std(axis=0).mean(), video.mean())
+    assert shimmer["default"][0] < 0.6 * shimmer["off"][0]
+    assert abs(shimmer["default"][1] - shimmer["off"][1]) < 3
 
 
 def test_cli_writes_and_reports(tmp_path, checkpoint):

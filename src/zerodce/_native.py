@@ -85,10 +85,11 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None
-    plane, i = _Plane, ctypes.c_int
-    lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i]
-    lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ctypes.c_void_p, i, i, i, i, i, i, i]
-    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res):
+    plane, i, ptr, i64 = _Plane, ctypes.c_int, ctypes.c_void_p, ctypes.c_int64
+    lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
+    lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
+    lib.zdce_denoise_level.argtypes = [ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
+    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level):
         fn.restype = i
     lib.zdce_downscale.argtypes = [plane, i, i, i, i, ctypes.c_void_p]
     lib.zdce_downscale.restype = None
@@ -117,14 +118,30 @@ def _callable(x: torch.Tensor) -> bool:
             and library() is not None)
 
 
-def _usable(x: torch.Tensor, out: torch.Tensor, curves: torch.Tensor) -> bool:
+def _usable(x: torch.Tensor, out: torch.Tensor, curves: torch.Tensor, gain: torch.Tensor | None) -> bool:
     return (
         _callable(x)
         and out.device.type == curves.device.type == "cpu"
         and x.dtype in (torch.float32, torch.uint8)
         and out.dtype in (torch.float32, torch.uint8)
         and curves.dtype == torch.float32
+        and (gain is None or _gain_plane_ok(gain, out))
     )
+
+
+def _gain_plane_ok(gain: torch.Tensor, out: torch.Tensor) -> bool:
+    """``gain`` is ``(B, 1, H, W)`` float32 on the CPU with unit column stride, like ``out`` in size."""
+    return (gain.dtype == torch.float32 and gain.device.type == "cpu" and gain.dim() == 4
+            and gain.shape[0] == out.shape[0] and gain.shape[1] == 1 and gain.shape[-2:] == out.shape[-2:]
+            and (gain.shape[-1] <= 1 or gain.stride(-1) == 1))
+
+
+def _gain_args(gain: torch.Tensor | None, i: int, row: int) -> tuple[int | None, int]:
+    """Pointer to row ``row`` of image ``i``'s gain plane and its row stride, or ``(None, 0)``."""
+    if gain is None:
+        return None, 0
+    g = gain[i, 0]
+    return g.data_ptr() + row * g.stride(0) * g.element_size(), g.stride(0)
 
 
 def _run_rows(height: int, width: int, call) -> None:
@@ -139,34 +156,40 @@ def _run_rows(height: int, width: int, call) -> None:
         raise MemoryError("out of memory in the curve kernel")
 
 
-def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tensor) -> bool:
+def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tensor,
+               gain: torch.Tensor | None = None) -> bool:
     """Full-resolution curves: ``steps`` curve steps of ``x`` into ``out``, the RGB groups of ``maps`` in turn.
 
     ``x``/``out`` are ``(B, 3, H, W)`` uint8 or float32, ``maps`` ``(B or 1, 3n, H, W)``
-    float32, all on the CPU, any strides. Returns ``False`` (doing nothing) where
-    the kernels are unavailable or the tensors are not of those kinds.
+    float32, all on the CPU, any strides. ``gain``, if given, is ``(B, 1, H, W)``
+    float32 and receives the luma-weighted slope of the curves at each pixel.
+    Returns ``False`` (doing nothing) where the kernels are unavailable or the
+    tensors are not of those kinds.
     """
-    if not _usable(x, out, maps):
+    if not _usable(x, out, maps, gain):
         return False
     lib, (b, _, h, w) = library(), x.shape
     interleaved = x.stride(1) == 1 and x.shape[1] > 1
     for i in range(b):
         xi, oi, mi = x[i], out[i], maps[min(i, maps.shape[0] - 1)]
         _run_rows(h, w, lambda r, n: lib.zdce_apply_maps(
-            _plane(xi, r), _plane(oi, r), n, w, interleaved, _plane(mi, r), mi.shape[0] // 3, steps))
+            _plane(xi, r), _plane(oi, r), n, w, interleaved, _plane(mi, r), mi.shape[0] // 3, steps,
+            *_gain_args(gain, i, r)))
     return True
 
 
 def apply_low_res(
-    x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int, out: torch.Tensor
+    x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int, out: torch.Tensor,
+    gain: torch.Tensor | None = None,
 ) -> bool:
     """Low-resolution curves stretched over ``padded`` (bilinear, align_corners), then :func:`apply_maps`.
 
     ``x``/``out`` are rows ``[row_start, row_start + H)`` of the image, ``(B, 3, H, W)``
-    uint8 or float32; ``small`` is ``(B or 1, 3n, h, w)`` float32. Returns ``False``
-    (doing nothing) where the kernels are unavailable or the tensors are not of those kinds.
+    uint8 or float32; ``small`` is ``(B or 1, 3n, h, w)`` float32; ``gain`` as for
+    :func:`apply_maps`. Returns ``False`` (doing nothing) where the kernels are
+    unavailable or the tensors are not of those kinds.
     """
-    if not _usable(x, out, small):
+    if not _usable(x, out, small, gain):
         return False
     lib, (b, _, h, w) = library(), x.shape
     interleaved = x.stride(1) == 1
@@ -175,7 +198,26 @@ def apply_low_res(
         si = small[min(i, small.shape[0] - 1)].contiguous()
         _run_rows(h, w, lambda r, n: lib.zdce_apply_low_res(
             _plane(xi, r), _plane(oi, r), n, w, interleaved, si.data_ptr(), si.shape[0] // 3, si.shape[1], si.shape[2],
-            padded[0], padded[1], row_start + r, steps))
+            padded[0], padded[1], row_start + r, steps, *_gain_args(gain, i, r)))
+    return True
+
+
+def denoise_level(src: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int, dst: torch.Tensor) -> bool:
+    """One level of the edge-stopping filter of ``zerodce.enhance.denoise`` from ``src`` into ``dst``.
+
+    ``src``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32 on
+    the CPU, ``dst`` not overlapping ``src``. Returns ``False`` (doing nothing)
+    where the kernels are unavailable or the tensors are not of those kinds.
+    """
+    _, h, w = src.shape
+    if not (_callable(src) and src.dtype == dst.dtype == gain.dtype == torch.float32
+            and src.shape == dst.shape and src.shape[0] == 3 and gain.shape == (h, w)
+            and src.is_contiguous() and dst.is_contiguous() and gain.is_contiguous()
+            and dst.device.type == gain.device.type == "cpu" and dst.data_ptr() != src.data_ptr()):
+        return False
+    lib = library()
+    _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
+        src.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
     return True
 
 

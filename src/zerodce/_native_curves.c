@@ -91,16 +91,41 @@ static inline void curve_step(float *restrict v, const float *restrict a, int64_
     for (int64_t k = 0; k < n; k++) v[k] = v[k] + a[k] * (v[k] - v[k] * v[k]);
 }
 
-/* `steps` steps on n values, the RGB groups of curves in turn. */
-static void curve_steps(float *v, float *const *alphas, int groups, int steps, int64_t n) {
+/* `steps` steps on n values, the RGB groups of curves in turn. With `slope` set, it also
+ * gets the derivative of the whole curve at each value (the chain rule, step by step):
+ * d/dx of one step is 1 + alpha * (1 - 2x). */
+static void curve_steps(float *v, float *slope, float *const *alphas, int groups, int steps, int64_t n) {
     for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
         const int64_t m = k0 + CHUNK < n ? CHUNK : n - k0;
-        for (int s = 0; s < steps; s++) curve_step(v + k0, alphas[s % groups] + k0, m);
+        if (slope) {
+            float *restrict d = slope + k0, *restrict x = v + k0;
+            for (int64_t k = 0; k < m; k++) d[k] = 1.0f;
+            for (int s = 0; s < steps; s++) {
+                const float *restrict a = alphas[s % groups] + k0;
+                for (int64_t k = 0; k < m; k++) {
+                    d[k] *= 1.0f + a[k] * (1.0f - 2.0f * x[k]);
+                    x[k] = x[k] + a[k] * (x[k] - x[k] * x[k]);
+                }
+            }
+        } else {
+            for (int s = 0; s < steps; s++) curve_step(v + k0, alphas[s % groups] + k0, m);
+        }
     }
 }
 
+/* ITU-R BT.601 luma weights, as zerodce.io converts colour to gray. */
+static const float LUMA[3] = {0.299f, 0.587f, 0.114f};
+
+/* The luma-weighted slope of one row into gain (width floats). */
+static void store_gain(const float *slope, int width, int interleaved, float *gain) {
+    for (int j = 0; j < width; j++)
+        gain[j] = LUMA[0] * slope[slot(interleaved, width, 0, j)] + LUMA[1] * slope[slot(interleaved, width, 1, j)]
+                  + LUMA[2] * slope[slot(interleaved, width, 2, j)];
+}
+
 static int begin(int width, int buffers, float **v, float ***alphas) {
-    *v = malloc(sizeof(float) * 3 * (size_t)width * (size_t)(buffers + 1));
+    /* v, then `buffers` rows, then one row for the slope */
+    *v = malloc(sizeof(float) * 3 * (size_t)width * (size_t)(buffers + 2));
     *alphas = malloc(sizeof(float *) * (size_t)buffers);
     if (!*v || !*alphas) {
         free(*v);
@@ -111,10 +136,14 @@ static int begin(int width, int buffers, float **v, float ***alphas) {
     return 0;
 }
 
+static float *slope_row(float *v, int width, int buffers) { return v + 3 * (size_t)width * (size_t)(buffers + 1); }
+
 /* Rows of x with full-resolution maps: `groups` RGB groups (3 * groups channels of
  * `maps`, channel stride maps.sc, group stride 3 * maps.sc), applied in turn for
- * `steps` steps. Returns 0, or -1 when out of memory. */
-int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Plane maps, int groups, int steps) {
+ * `steps` steps. Where gain is not NULL, row r of it (row stride gain_sh floats) gets
+ * the luma-weighted derivative of the curves at each pixel. Returns 0, or -1 when out of memory. */
+int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Plane maps, int groups, int steps,
+                    float *gain, int64_t gain_sh) {
     float *v, **alphas;
     if (begin(width, groups, &v, &alphas)) return -1;
     const float *m = (const float *)maps.data;
@@ -124,7 +153,9 @@ int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Pl
             for (int c = 0; c < 3; c++)
                 for (int j = 0; j < width; j++)
                     alphas[g][slot(interleaved, width, c, j)] = m[(3 * g + c) * maps.sc + r * maps.sh + j * maps.sw];
-        curve_steps(v, alphas, groups, steps, 3 * (int64_t)width);
+        float *slope = gain ? slope_row(v, width, groups) : NULL;
+        curve_steps(v, slope, alphas, groups, steps, 3 * (int64_t)width);
+        if (gain) store_gain(slope, width, interleaved, gain + r * gain_sh);
         store_row(&out, r, width, interleaved, v);
     }
     free(alphas);
@@ -157,9 +188,11 @@ static void stretch_row(const float *small, int sh, int sw, int row, int width, 
 /* Rows [row_start, row_start + rows) of an image whose curves are `small`
  * (3 * groups x sh x sw, contiguous), bilinearly stretched (align_corners) over
  * the padded size padded_h x padded_w; the RGB groups are applied in turn for
- * `steps` steps. x and out point at row row_start. Returns 0, or -1 when out of memory. */
+ * `steps` steps. x and out (and gain, as for zdce_apply_maps) point at row row_start.
+ * Returns 0, or -1 when out of memory. */
 int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved, const float *small, int groups,
-                       int sh, int sw, int padded_h, int padded_w, int row_start, int steps) {
+                       int sh, int sw, int padded_h, int padded_w, int row_start, int steps, float *gain,
+                       int64_t gain_sh) {
     float *v, **bufs;
     int *columns = malloc(sizeof(int) * 2 * (size_t)width);
     if (!columns || begin(width, 3 * groups + 1, &v, &bufs)) {
@@ -196,7 +229,9 @@ int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved,
         }
         cached = i0;
         load_row(&x, r, width, interleaved, v);
-        curve_steps(v, bufs, groups, steps, n);
+        float *slope = gain ? slope_row(v, width, 3 * groups + 1) : NULL;
+        curve_steps(v, slope, bufs, groups, steps, n);
+        if (gain) store_gain(slope, width, interleaved, gain + r * gain_sh);
         store_row(&out, r, width, interleaved, v);
     }
     free(bufs);
@@ -245,4 +280,87 @@ void zdce_downscale(Plane x, int channels, int height, int width, int factor, fl
             }
         }
     }
+}
+
+/* Columns [j0, j1) of one row of a denoising pass: the 3 x 3 taps `shift` columns apart in
+ * the rows above (u), at (m) and below (l) the centre, 3 planes each; where clamp is set,
+ * tap columns are clamped to [0, width). Without clamping the loop is branch-free and vectorises. */
+static inline __attribute__((always_inline)) void denoise_span(
+    const float *restrict u0, const float *restrict u1, const float *restrict u2, const float *restrict m0,
+    const float *restrict m1, const float *restrict m2, const float *restrict l0, const float *restrict l1,
+    const float *restrict l2, const float *restrict inv, float *restrict o0, float *restrict o1, float *restrict o2,
+    int j0, int j1, int shift, int clamp, int width) {
+    for (int j = j0; j < j1; j++) {
+        int jl = j - shift, jr = j + shift;
+        if (clamp) {
+            jl = jl < 0 ? 0 : jl;
+            jr = jr > width - 1 ? width - 1 : jr;
+        }
+        const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
+#define DENOISE_TAP(p0, p1, p2, k, ws)                                  \
+        {                                                               \
+            const float v0 = p0[k], v1 = p1[k], v2 = p2[k];             \
+            const float d0 = v0 - c0, d1 = v1 - c1, d2 = v2 - c2;       \
+            float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
+            t = t > 0.0f ? t : 0.0f;                                    \
+            const float w = (ws) * t * t;                               \
+            a0 += w * v0;                                               \
+            a1 += w * v1;                                               \
+            a2 += w * v2;                                               \
+            wsum += w;                                                  \
+        }
+        DENOISE_TAP(u0, u1, u2, jl, 0.0625f)
+        DENOISE_TAP(u0, u1, u2, j, 0.125f)
+        DENOISE_TAP(u0, u1, u2, jr, 0.0625f)
+        DENOISE_TAP(m0, m1, m2, jl, 0.125f)
+        DENOISE_TAP(m0, m1, m2, j, 0.25f)
+        DENOISE_TAP(m0, m1, m2, jr, 0.125f)
+        DENOISE_TAP(l0, l1, l2, jl, 0.0625f)
+        DENOISE_TAP(l0, l1, l2, j, 0.125f)
+        DENOISE_TAP(l0, l1, l2, jr, 0.0625f)
+#undef DENOISE_TAP
+        /* the centre tap has t = 1, so wsum >= 1/4; h = 0 (nothing amplified) keeps the pixel */
+        const float k = 1.0f / wsum;
+        o0[j] = h == 0.0f ? c0 : a0 * k;
+        o1[j] = h == 0.0f ? c1 : a1 * k;
+        o2[j] = h == 0.0f ? c2 : a2 * k;
+    }
+}
+
+/* One level of the edge-stopping a-trous filter of zerodce.enhance.denoise (its reference
+ * is denoise_level there): rows [row0, row0 + rows) of dst from src, both 3 planes of
+ * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
+ * 1/4, 1/2, 1/4 per axis, edges clamped. A tap's weight is multiplied by
+ * (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's biweight), d2 being the
+ * squared colour distance to the centre and h = hscale * sqrt(max(gain^2 - 1, 0)) at the
+ * centre (gain: height x width floats); h = 0 keeps the centre value.
+ * Returns 0, or -1 when out of memory. */
+int zdce_denoise_level(const float *src, float *dst, int height, int width, const float *gain, float hscale,
+                       int dilation, int row0, int rows) {
+    const int64_t plane = (int64_t)height * width;
+    float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
+    if (!inv) return -1;
+    const int d = dilation;
+    /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
+    const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
+    for (int r = row0; r < row0 + rows; r++) {
+        const float *g = gain + (int64_t)r * width;
+        for (int j = 0; j < width; j++) {
+            const float e = g[j] * g[j] - 1.0f;
+            inv[j] = e > 0.0f && hscale > 0.0f ? 1.0f / (hscale * hscale * e) : 0.0f;
+        }
+        const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
+        const float *u = src + (int64_t)up * width, *m = src + (int64_t)r * width, *l = src + (int64_t)down * width;
+        float *o = dst + (int64_t)r * width;
+#define DENOISE_ROW(j0, j1, clamp) \
+        denoise_span(u, u + plane, u + 2 * plane, m, m + plane, m + 2 * plane, l, l + plane, l + 2 * plane, inv, o, \
+                     o + plane, o + 2 * plane, j0, j1, d, clamp, width)
+        DENOISE_ROW(0, lo, 1);
+        DENOISE_ROW(lo, hi, 0);
+        DENOISE_ROW(hi, width, 1);
+#undef DENOISE_ROW
+    }
+    free(inv);
+    return 0;
 }

@@ -11,18 +11,24 @@ Curves in this package are the paper's ``alpha``. The authors' released code
 writes the step as ``x + r * (x**2 - x)``, i.e. ``r = -alpha``; the conversion
 happens once, when an official checkpoint is loaded (see ``zerodce.weights``).
 
-Two implementations compute the same values (within float rounding):
-:func:`apply_curves_reference`, the plain loop of full-size tensor operations
-(differentiable), and :func:`apply_curves_fused`, one pass over memory for
-inference: a compiled C kernel on the CPU where a C compiler exists
-(``zerodce._native``), else PyTorch operations on cache-sized blocks (see
-``docs/speed.md``). :func:`apply_curves` takes the fused one unless gradients
-are needed.
+Everything that applies curves lives here: full-resolution maps
+(:func:`apply_curves`), low-resolution maps stretched over the image on the fly
+(:func:`apply_low_res_curves`, Zero-DCE++), their upsampling, and the calls to
+the compiled kernels. Two implementations compute the same values (within float
+rounding): :func:`apply_curves_reference`, the plain loop of full-size tensor
+operations (differentiable), and the fused one pass over memory for inference
+(:func:`apply_curves_fused`): a compiled C kernel on the CPU where a C compiler
+exists (``zerodce._native``), else PyTorch operations on cache-sized blocks (see
+``docs/speed.md``). :func:`apply_curves` takes the fused one unless gradients are
+needed. The fused paths read and write 8-bit images (``uint8``, 0..255) as well
+as float ones, and can also return the *gain* of the curves at each pixel (the
+slope ``d LE^n / dx``, which says how much the noise there was amplified).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zerodce import _native
@@ -52,8 +58,8 @@ def fused_block_rows(x: torch.Tensor) -> int:
     return max(1, FUSED_BLOCK_ELEMENTS // (b * c * w))
 
 
-def _check_curves(x: torch.Tensor, curves: torch.Tensor) -> None:
-    check_image_tensor(x, "x")
+def _check_curves(x: torch.Tensor, curves: torch.Tensor, uint8: bool = False) -> None:
+    check_image_tensor(x, "x", uint8=uint8)
     check_image_tensor(curves, "curves", channels=None)
     if curves.shape[1] % 3 != 0:
         raise ValueError(f"curves must have 3*n channels, got shape {tuple(curves.shape)}")
@@ -99,7 +105,11 @@ def apply_curves_reference(x: torch.Tensor, curves: torch.Tensor, iterations: in
 
 
 def apply_curves_fused(
-    x: torch.Tensor, curves: torch.Tensor, iterations: int = 8, out: torch.Tensor | None = None
+    x: torch.Tensor,
+    curves: torch.Tensor,
+    iterations: int = 8,
+    out: torch.Tensor | None = None,
+    gain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`apply_curves` in one pass over memory; no autograd.
 
@@ -111,23 +121,30 @@ def apply_curves_fused(
     same order as :func:`curve_step`. On other devices the whole image is one block.
 
     Args:
-        x: image, float ``(B, 3, H, W)`` in [0, 1]; any strides.
-        curves: as for :func:`apply_curves`, same dtype as ``x``; batch may broadcast.
+        x: image, ``(B, 3, H, W)``, float in [0, 1] or uint8 (0..255); any strides.
+        curves: as for :func:`apply_curves`, float32 (or the float dtype of ``x``); batch may broadcast.
         iterations: number of steps for a 3-channel map.
-        out: optional ``(B, 3, H, W)`` tensor to write into (may be a view, e.g. a
-            band of a larger image; must not overlap ``x`` unless it is ``x``).
+        out: optional ``(B, 3, H, W)`` tensor to write into, float or uint8 (rounded
+            half to even); may be a view, e.g. a band of a larger image; must not
+            overlap ``x`` unless it is ``x``. Default: like ``x``.
+        gain: optional ``(B, 1, H, W)`` float32 tensor that receives :func:`curve_gain`.
 
     Returns:
-        ``out`` (or a new tensor), the enhanced image in [0, 1].
+        ``out`` (or a new tensor), the enhanced image in [0, 1] (0..255 for uint8).
 
     Example:
         >>> x, a = torch.rand(2, 3, 5, 7), torch.rand(2, 24, 5, 7) * 2 - 1
         >>> bool((apply_curves_fused(x, a) - apply_curves_reference(x, a)).abs().max() < 1e-6)
         True
+        >>> x8 = torch.randint(0, 256, (1, 3, 5, 7), dtype=torch.uint8)
+        >>> y8 = apply_curves_fused(x8, a[:1])
+        >>> y8.dtype, bool((y8.float() / 255 - apply_curves_reference(x8.float() / 255, a[:1])).abs().max() <= 0.5 / 255)
+        (torch.uint8, True)
     """
-    _check_curves(x, curves)
-    if curves.dtype != x.dtype:
-        raise ValueError(f"curves must have the dtype of x ({x.dtype}), got {curves.dtype}")
+    _check_curves(x, curves, uint8=True)
+    float_dtype = torch.float32 if x.dtype == torch.uint8 else x.dtype
+    if curves.dtype != float_dtype:
+        raise ValueError(f"curves must have dtype {float_dtype} for x of dtype {x.dtype}, got {curves.dtype}")
     b, c, h, w = x.shape
     b = torch.broadcast_shapes((b,), curves.shape[:1])[0]
     # Work in x's memory layout (images decoded from files are channels-last): operands of
@@ -136,26 +153,78 @@ def apply_curves_fused(
     layout = torch.channels_last if channels_last else torch.contiguous_format
     if out is None:
         out = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device, memory_format=layout)
+    _check_out(out, (b, c, h, w), gain)
     steps = step_count(curves.shape[1], iterations)
-    if _native.apply_maps(x, curves, steps, out):
+    if _native.apply_maps(x, curves, steps, out, gain):
         return out
     rows = fused_block_rows(out)
-    tmp = torch.empty((b, c, min(rows, h), w), dtype=x.dtype, device=x.device, memory_format=layout)
     with torch.no_grad():
         for r0 in range(0, h, rows):
             r1 = min(r0 + rows, h)
-            y, t = out[..., r0:r1, :], tmp[..., : r1 - r0, :]
             maps = [_laid_out(a, channels_last) for a in torch.split(curves[..., r0:r1, :], 3, dim=1)]
-            src = x[..., r0:r1, :]  # the first step reads x, so out is written only once
-            for i in range(steps):
-                a = maps[i % len(maps)]  # one shared map, or the i-th group
-                torch.addcmul(src, src, src, value=-1, out=t)  # x - x * x
-                torch.addcmul(src, a, t, out=y)
-                src = y
-            if not steps:
-                y.copy_(src)
-            y.clamp_(0.0, 1.0)
+            _steps_block(x[..., r0:r1, :], maps, steps, out[..., r0:r1, :], None if gain is None else gain[..., r0:r1, :])
     return out
+
+
+def _check_out(out: torch.Tensor, shape: tuple[int, ...], gain: torch.Tensor | None) -> None:
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out must have the shape {shape} of the result, got {tuple(out.shape)}")
+    if gain is not None and (tuple(gain.shape) != (shape[0], 1, *shape[2:]) or gain.dtype != torch.float32):
+        raise ValueError(f"gain must be float32 of shape {(shape[0], 1, *shape[2:])}, got {gain.dtype} {tuple(gain.shape)}")
+
+
+#: ITU-R BT.601 luma weights (as ``zerodce.io`` converts colour to gray): the gain is a luma gain.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _steps_block(x: torch.Tensor, maps: list[torch.Tensor], steps: int, out: torch.Tensor,
+                 gain: torch.Tensor | None) -> None:
+    """The PyTorch fused path on one block of rows: ``steps`` steps of ``x`` into ``out`` (and ``gain``)."""
+    to_uint8 = out.dtype == torch.uint8
+    src = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # as zerodce.io converts
+    y = torch.empty_like(src) if to_uint8 or out.dtype != src.dtype else out
+    t = torch.empty_like(src)
+    slope = torch.ones_like(src) if gain is not None else None
+    for i in range(steps):
+        a = maps[i % len(maps)]  # one shared map, or the i-th group
+        if slope is not None:  # d/dx of one step: 1 + a * (1 - 2x)
+            slope.mul_(torch.addcmul(torch.ones_like(src), a, src.mul(-2.0).add_(1.0)))
+        torch.addcmul(src, src, src, value=-1, out=t)  # x - x * x
+        torch.addcmul(src, a, t, out=y)
+        src = y
+    if not steps:
+        y.copy_(src)
+    y.clamp_(0.0, 1.0)
+    if to_uint8:
+        out.copy_(y.mul_(255.0).round_())
+    elif y is not out:
+        out.copy_(y)
+    if gain is not None:
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=slope.dtype, device=slope.device).view(1, 3, 1, 1)
+        gain.copy_((slope * weights).sum(1, keepdim=True))
+
+
+def curve_gain(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """The slope of the curves at each pixel's value, luma-weighted: ``(B, 1, H, W)``.
+
+    ``d LE^n(x) / dx`` by the chain rule (one step's slope is ``1 + alpha (1 - 2x)``),
+    weighted over the RGB channels as luma is: how much the curves amplified small
+    variations, such as noise, at that pixel (1 = not at all). The reference for
+    the ``gain`` outputs of the fused paths.
+
+    Example:
+        >>> x = torch.full((1, 3, 1, 1), 0.1)
+        >>> round(curve_gain(x, torch.ones(1, 3, 1, 1), iterations=1).item(), 3)  # 1 + (1 - 0.2)
+        1.8
+    """
+    _check_curves(x, curves, uint8=True)
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+    slope = torch.ones_like(x)
+    for alpha in _steps(curves, iterations):
+        slope = slope * (1 + alpha * (1 - 2 * x))
+        x = curve_step(x, alpha)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (slope * weights).sum(1, keepdim=True)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -182,7 +251,8 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
     or the dtypes differ; both give the same values within float rounding.
 
     Args:
-        x: image, float ``(B, 3, H, W)`` in [0, 1].
+        x: image, float ``(B, 3, H, W)`` in [0, 1], or uint8 (0..255; the result is
+            then uint8 too, rounded half to even, and float32 curves are needed).
         curves: the paper's ``alpha`` maps, ``(B, 3, H, W)`` or ``(B, 3*n, H, W)``,
             values in [-1, 1]. A 3-channel map is applied ``iterations`` times
             (Zero-DCE++); a ``3*n``-channel map applies its ``n`` RGB groups in
@@ -190,7 +260,7 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
         iterations: number of steps for a 3-channel map.
 
     Returns:
-        The enhanced image, ``(B, 3, H, W)``, in [0, 1].
+        The enhanced image, ``(B, 3, H, W)``, in [0, 1] (0..255 for uint8).
 
     Example:
         >>> x = torch.full((1, 3, 2, 2), 0.2)
@@ -200,9 +270,106 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> 
         True
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or curves.requires_grad)
+    if x.dtype == torch.uint8 and curves.dtype == torch.float32:
+        return apply_curves_fused(x, curves, iterations)
     if needs_grad or x.dtype != curves.dtype:
         return apply_curves_reference(x, curves, iterations)
     return apply_curves_fused(x, curves, iterations)
+
+
+def _source_rows(
+    h: int, height: int, row_start: int, row_stop: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For output rows ``[row_start, row_stop)`` of an ``h -> height`` align_corners upsampling:
+    the two source rows of each and the weight of the second, ``(rows,)``, ``(rows,)``, ``(1, 1, rows, 1)``."""
+    rows = torch.arange(row_start, row_stop, device=device, dtype=torch.float64)
+    src = rows * ((h - 1) / (height - 1)) if height > 1 else torch.zeros_like(rows)
+    i0 = src.floor().long().clamp(max=h - 1)
+    i1 = (i0 + 1).clamp(max=h - 1)
+    return i0, i1, (src - i0).to(dtype).view(1, 1, -1, 1)
+
+
+def _upsample_rows(small: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, frac: torch.Tensor, width: int) -> torch.Tensor:
+    """Output rows with source rows ``i0``/``i1`` (ascending) and weights ``frac``: ``(B, C, rows, width)``."""
+    lo, hi = int(i0[0]), int(i1[-1]) + 1
+    b, c, n, w = small[..., lo:hi, :].shape
+    # Columns first, on the few source rows this band needs (cheap 1-D interpolation),
+    # then one lerp between two of them per output row.
+    src = F.interpolate(small[..., lo:hi, :].reshape(b, c * n, w), size=width, mode="linear", align_corners=True)
+    src = src.view(b, c, n, width)
+    return torch.lerp(src.index_select(2, i0 - lo), src.index_select(2, i1 - lo), frac)
+
+
+def upsample_curves(small: torch.Tensor, size: tuple[int, int], row_start: int, row_stop: int) -> torch.Tensor:
+    """Rows ``[row_start, row_stop)`` of ``small`` upsampled to ``size`` (bilinear, ``align_corners=True``).
+
+    Equal to ``F.interpolate(small, size, mode="bilinear", align_corners=True)[..., row_start:row_stop, :]``
+    without building the whole map, so large images can be processed in bands.
+
+    Example:
+        >>> small = torch.rand(1, 3, 4, 5)
+        >>> full = F.interpolate(small, size=(12, 15), mode="bilinear", align_corners=True)
+        >>> torch.allclose(upsample_curves(small, (12, 15), 3, 9), full[..., 3:9, :], atol=1e-6)
+        True
+    """
+    i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_stop, small.device, small.dtype)
+    return _upsample_rows(small, i0, i1, frac, size[1])
+
+
+def apply_low_res_curves(
+    x: torch.Tensor,
+    small: torch.Tensor,
+    size: tuple[int, int],
+    iterations: int = 8,
+    row_start: int = 0,
+    out: torch.Tensor | None = None,
+    gain: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Upsample low-resolution curve maps and apply them to ``x``, fused block by block.
+
+    Equal to ``apply_curves(x, upsample_curves(small, size, row_start, row_start + H)[..., :W])``,
+    but the full-resolution maps are never built: each row (compiled kernel of
+    ``zerodce._native``) or block of rows gets its curves upsampled just before
+    they are applied, while it is in cache. Takes that plain path when
+    gradients are needed.
+
+    Args:
+        x: image rows ``[row_start, row_start + H)`` of an image whose padded size
+            is ``size``, ``(B, 3, H, W)``, float in [0, 1] or uint8, ``W <= size[1]``.
+        small: curve maps at the network's resolution, ``(B, 3*n, h, w)``, float32
+            (or the float dtype of ``x``).
+        size: padded full-resolution size ``(height, width)`` the maps stretch over.
+        iterations: number of steps for a 3-channel map.
+        row_start: first row of ``x`` in the full image (for bands of a large image).
+        out: optional ``(B, 3, H, W)`` tensor (or view) to write into, float or uint8.
+        gain: optional ``(B, 1, H, W)`` float32 tensor that receives :func:`curve_gain`.
+
+    Returns:
+        ``out`` (or a new tensor): the enhanced rows, ``(B, 3, H, W)`` in [0, 1] (0..255 for uint8).
+
+    Example:
+        >>> x, small = torch.rand(1, 3, 10, 13), torch.rand(1, 3, 2, 2) * 2 - 1
+        >>> plain = apply_curves(x, upsample_curves(small, (12, 24), 0, 10)[..., :13])
+        >>> bool((apply_low_res_curves(x, small, (12, 24)) - plain).abs().max() < 1e-6)
+        True
+    """
+    h, w = x.shape[-2:]
+    if torch.is_grad_enabled() and (x.requires_grad or small.requires_grad) and out is None and gain is None:
+        return apply_curves(x, upsample_curves(small, size, row_start, row_start + h)[..., :w], iterations)
+    check_image_tensor(x, "x", uint8=True)
+    if out is None:
+        out = torch.empty_like(x)  # in x's memory layout, as apply_curves_fused works
+    _check_out(out, (torch.broadcast_shapes(x.shape[:1], small.shape[:1])[0], *x.shape[1:]), gain)
+    if _native.apply_low_res(x, small, size, step_count(small.shape[1], iterations), row_start, out, gain):
+        return out
+    i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_start + h, small.device, small.dtype)
+    rows = fused_block_rows(out)
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        curves = _upsample_rows(small, i0[r0:r1], i1[r0:r1], frac[..., r0:r1, :], size[1])[..., :w]
+        apply_curves_fused(x[..., r0:r1, :], curves, iterations, out=out[..., r0:r1, :],
+                           gain=None if gain is None else gain[..., r0:r1, :])
+    return out
 
 
 class ApplyCurves(nn.Module):

@@ -45,7 +45,7 @@ from zerodce._checks import check_image_tensor
 from zerodce._extras import import_extra
 from zerodce.curves import apply_curves, apply_curves_reference
 from zerodce.models import DCENet, create_model, get_model_spec, list_models
-from zerodce.models._dce_net import apply_low_res_curves, upsample_curves
+from zerodce.curves import apply_low_res_curves, upsample_curves
 
 Graph = Literal["curves", "enhanced"]
 GRAPHS: tuple[Graph, ...] = ("curves", "enhanced")
@@ -260,6 +260,7 @@ class OnnxRuntimeModel:
             raise ExportError("this ONNX file holds the 'enhanced' graph; export it with --graph curves to use it as a backend")
         s = self.scale_factor
         h, w = x.shape[-2:]
+        x = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # the graph takes float, as zerodce.io converts
         curves = torch.from_numpy(self.run(x)).to(x.device)
         return curves, ((h + s - 1) // s * s, (w + s - 1) // s * s)
 

@@ -51,7 +51,7 @@ from zerodce.curves import apply_curves
 from zerodce.data import ImageFolder, find_images, split
 from zerodce.losses import COMPONENTS, LossOutput, LossWeights, ZeroReferenceLoss
 from zerodce.models import DEFAULT_MODEL, DCENet, create_model, get_model_spec
-from zerodce.models._dce_net import upsample_curves
+from zerodce.curves import upsample_curves
 from zerodce.weights import save_safetensors
 
 #: The authors' training image sizes (their data loaders): Zero-DCE 256, Zero-DCE++ 512.

@@ -7,7 +7,7 @@ from typing import Callable
 
 from zerodce._extras import MissingExtraError
 from zerodce.cli import CommandError
-from zerodce.enhance import DEFAULT_TILE, Enhancer
+from zerodce.enhance import DEFAULT_TILE, Enhancer, parse_denoise, parse_strength
 from zerodce.export import onnxruntime_model
 from zerodce.models import DEFAULT_MODEL, list_models
 
@@ -22,11 +22,16 @@ def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> N
         parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+def _argparse_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse ``type`` from a library parser: its ValueError becomes a usage error (exit code 2)."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -51,9 +56,14 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
     """The model options plus ``--strength``, ``--tile``, ``--scale-factor`` and ``--backend``:
     everything :func:`enhancer_from_args` reads."""
     add_model_options(parser)
-    parser.add_argument("--strength", type=_non_negative_float, default=1.0, metavar="S",
-                        help="scale of the curve maps: 0 leaves images unchanged, 1 is the model as trained, "
-                             ">1 brightens more (default: %(default)s)")
+    parser.add_argument("--strength", type=_argparse_type(parse_strength), default="auto", metavar="auto|S",
+                        help="auto: each photo to a natural exposure, well-exposed ones left unchanged; or a scale "
+                             "of the curve maps: 0 leaves images unchanged, 1 is the model as trained, >1 brightens "
+                             "more (default: %(default)s)")
+    parser.add_argument("--denoise", type=_argparse_type(parse_denoise), default="auto", metavar="auto|off|LEVEL",
+                        help="remove the noise the curves amplify: auto adapts to each photo's noise and to the "
+                             "brightening at each pixel; LEVEL scales that (0 = off, 1 = auto, 2 = twice as strong) "
+                             "(default: %(default)s). --strength 1 --denoise off is the model exactly as trained")
     parser.add_argument("--tile", type=int_range(0), default=DEFAULT_TILE, metavar="PX",
                         help="tile side / band height in pixels, bounds memory on large images; "
                              "0 processes whole images at once (default: %(default)s)")
@@ -72,6 +82,6 @@ def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
             model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)
         except MissingExtraError as exc:
             raise CommandError(str(exc)) from None
-        return Enhancer(model, device=args.device, strength=args.strength, tile=args.tile)
-    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength, tile=args.tile,
-                    scale_factor=args.scale_factor)
+        return Enhancer(model, device=args.device, strength=args.strength, denoise=args.denoise, tile=args.tile)
+    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength,
+                    denoise=args.denoise, tile=args.tile, scale_factor=args.scale_factor)

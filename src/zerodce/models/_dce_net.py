@@ -14,9 +14,8 @@ the input's size.
 Speed (inference, see ``docs/speed.md``): the network runs in channels-last
 memory format (oneDNN's fast layout for these convolutions on CPU, also good for
 cuDNN) and, on large inputs, in cache-sized bands of rows; :func:`downscale`
-reads only the pixels the downscaled input needs; :func:`apply_low_res_curves`
-upsamples the low-resolution curves block by block right where they are
-applied, so the full-resolution curve map is never written to memory.
+reads only the pixels the downscaled input needs. Applying the curves (at full or
+low resolution) is :mod:`zerodce.curves`' job.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from torch import nn
 
 from zerodce import _native
 from zerodce._checks import check_image_tensor
-from zerodce.curves import apply_curves, apply_curves_fused, fused_block_rows, is_channels_last, step_count
+from zerodce.curves import apply_curves, apply_low_res_curves, is_channels_last, upsample_curves
 
 ConvFactory = Callable[[int, int], nn.Module]
 
@@ -113,11 +112,13 @@ class DCENet(nn.Module):
         is downscaled as released: padded to a multiple of the factor by edge
         replication, bilinear, ``align_corners=False``, with the scale factor
         itself (computed by :func:`downscale` without the padded copy), which
-        also takes 8-bit ``x`` (0..255) and converts only the pixels it reads.
+        also takes 8-bit ``x`` (0..255) and converts only the pixels it reads
+        (at ``scale_factor`` 1, 8-bit ``x`` is converted whole).
         """
         s = self.scale_factor
-        check_image_tensor(x, "x", uint8=s > 1)
+        check_image_tensor(x, "x", uint8=True)
         if s == 1:
+            x = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # as zerodce.io converts
             return self.curve_net(x), tuple(x.shape[-2:])
         return self.curve_net(downscale(x, s)), padded_size(x.shape[-2:], s)
 
@@ -230,92 +231,3 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
             a, b = a.float().mul_(1.0 / 255.0), b.float().mul_(1.0 / 255.0)
         x = torch.lerp(a, b, frac.to(a.dtype))
     return x
-
-
-def _source_rows(
-    h: int, height: int, row_start: int, row_stop: int, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For output rows ``[row_start, row_stop)`` of an ``h -> height`` align_corners upsampling:
-    the two source rows of each and the weight of the second, ``(rows,)``, ``(rows,)``, ``(1, 1, rows, 1)``."""
-    rows = torch.arange(row_start, row_stop, device=device, dtype=torch.float64)
-    src = rows * ((h - 1) / (height - 1)) if height > 1 else torch.zeros_like(rows)
-    i0 = src.floor().long().clamp(max=h - 1)
-    i1 = (i0 + 1).clamp(max=h - 1)
-    return i0, i1, (src - i0).to(dtype).view(1, 1, -1, 1)
-
-
-def _upsample_rows(small: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, frac: torch.Tensor, width: int) -> torch.Tensor:
-    """Output rows with source rows ``i0``/``i1`` (ascending) and weights ``frac``: ``(B, C, rows, width)``."""
-    lo, hi = int(i0[0]), int(i1[-1]) + 1
-    b, c, n, w = small[..., lo:hi, :].shape
-    # Columns first, on the few source rows this band needs (cheap 1-D interpolation),
-    # then one lerp between two of them per output row.
-    src = F.interpolate(small[..., lo:hi, :].reshape(b, c * n, w), size=width, mode="linear", align_corners=True)
-    src = src.view(b, c, n, width)
-    return torch.lerp(src.index_select(2, i0 - lo), src.index_select(2, i1 - lo), frac)
-
-
-def upsample_curves(small: torch.Tensor, size: tuple[int, int], row_start: int, row_stop: int) -> torch.Tensor:
-    """Rows ``[row_start, row_stop)`` of ``small`` upsampled to ``size`` (bilinear, ``align_corners=True``).
-
-    Equal to ``F.interpolate(small, size, mode="bilinear", align_corners=True)[..., row_start:row_stop, :]``
-    without building the whole map, so large images can be processed in bands.
-
-    Example:
-        >>> small = torch.rand(1, 3, 4, 5)
-        >>> full = F.interpolate(small, size=(12, 15), mode="bilinear", align_corners=True)
-        >>> torch.allclose(upsample_curves(small, (12, 15), 3, 9), full[..., 3:9, :], atol=1e-6)
-        True
-    """
-    i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_stop, small.device, small.dtype)
-    return _upsample_rows(small, i0, i1, frac, size[1])
-
-
-def apply_low_res_curves(
-    x: torch.Tensor,
-    small: torch.Tensor,
-    size: tuple[int, int],
-    iterations: int = 8,
-    row_start: int = 0,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Upsample low-resolution curve maps and apply them to ``x``, fused block by block.
-
-    Equal to ``apply_curves(x, upsample_curves(small, size, row_start, row_start + H)[..., :W])``,
-    but the full-resolution maps are never built: each row (compiled kernel of
-    ``zerodce._native``) or block of rows gets its curves upsampled just before
-    they are applied, while it is in cache. Takes that plain path when
-    gradients are needed.
-
-    Args:
-        x: image rows ``[row_start, row_start + H)`` of an image whose padded size
-            is ``size``, float ``(B, 3, H, W)`` in [0, 1], ``W <= size[1]``.
-        small: curve maps at the network's resolution, ``(B, 3*n, h, w)``.
-        size: padded full-resolution size ``(height, width)`` the maps stretch over.
-        iterations: number of steps for a 3-channel map.
-        row_start: first row of ``x`` in the full image (for bands of a large image).
-        out: optional ``(B, 3, H, W)`` tensor (or view) to write into.
-
-    Returns:
-        ``out`` (or a new tensor): the enhanced rows, ``(B, 3, H, W)`` in [0, 1].
-
-    Example:
-        >>> x, small = torch.rand(1, 3, 10, 13), torch.rand(1, 3, 2, 2) * 2 - 1
-        >>> plain = apply_curves(x, upsample_curves(small, (12, 24), 0, 10)[..., :13])
-        >>> bool((apply_low_res_curves(x, small, (12, 24)) - plain).abs().max() < 1e-6)
-        True
-    """
-    h, w = x.shape[-2:]
-    if torch.is_grad_enabled() and (x.requires_grad or small.requires_grad) or x.dtype != small.dtype:
-        return apply_curves(x, upsample_curves(small, size, row_start, row_start + h)[..., :w], iterations)
-    if out is None:
-        out = torch.empty_like(x)  # in x's memory layout, as apply_curves_fused works
-    if _native.apply_low_res(x, small, size, step_count(small.shape[1], iterations), row_start, out):
-        return out
-    i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_start + h, small.device, small.dtype)
-    rows = fused_block_rows(out)
-    for r0 in range(0, h, rows):
-        r1 = min(r0 + rows, h)
-        curves = _upsample_rows(small, i0[r0:r1], i1[r0:r1], frac[..., r0:r1, :], size[1])[..., :w]
-        apply_curves_fused(x[..., r0:r1, :], curves, iterations, out=out[..., r0:r1, :])
-    return out

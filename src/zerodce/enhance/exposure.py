@@ -1,0 +1,141 @@
+"""Exposure-adaptive strength: how far to scale a photo's curves, from the photo itself.
+
+A curve network trained with a fixed exposure target lifts every image by a
+similar amount: dark photos too little, well-exposed ones far too much. Here
+the strength ``s`` (curves ``alpha`` scaled to ``clamp(s * alpha, -1, 1)``) is
+chosen per image so that the enhanced image reaches a brightness that depends
+on how under-exposed the input is, measured in photographic stops:
+
+* ``u``, the input's *stops under middle grey*: ``log2(0.18 / lin(m))``, where
+  ``m`` is the mean luma of the (sRGB-encoded) image and ``lin`` the sRGB decoding.
+  Middle grey is 18% reflectance, 0.46 in sRGB: what reflected-light metering
+  aims an average scene at.
+* Within :data:`EXPOSURE_LATITUDE` stops of middle grey, or brighter, a photo
+  counts as exposed as its author wanted (low-key scenes sit one or two stops
+  under; over-exposed ones are above): ``s = 0``, the image is left unchanged,
+  and an over-exposed photo is never brightened further.
+* From :data:`UNDER_EXPOSED` stops under, the photo is under-exposed and is
+  lifted to middle grey. In between, the correction fades in smoothly
+  (a smoothstep in ``u``), so nearly well-exposed photos change little.
+
+``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as trained): past it,
+an extremely dark 8-bit photo has too few levels left for more lift to look
+like anything but noise and banding. The brightness of the result at a given
+``s`` is computed on the small image the curves are known at (Zero-DCE++'s
+network input, or a reduced copy for Zero-DCE), by bisection: the mean luma is
+monotonic in ``s`` for brightening curves. None of the constants was fitted to
+a data set; they are the photographic conventions above.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from zerodce.curves import LUMA_WEIGHTS, apply_curves
+
+#: Linear reflectance of photographic middle grey (0.46 in sRGB).
+MIDDLE_GREY = 0.18
+#: Stops under middle grey a photo may be and still count as exposed as intended.
+EXPOSURE_LATITUDE = 1.5
+#: Stops under middle grey from which a photo is fully corrected to middle grey.
+UNDER_EXPOSED = 3.0
+#: Largest automatic strength.
+MAX_STRENGTH = 2.0
+#: Bisection steps: the strength to within MAX_STRENGTH / 2**14, far below a visible difference.
+_BISECTIONS = 14
+
+
+def srgb_to_linear(v: torch.Tensor | float) -> torch.Tensor | float:
+    """The sRGB decoding (IEC 61966-2-1) of values in [0, 1].
+
+    Example:
+        >>> round(srgb_to_linear(0.4614), 3)
+        0.18
+    """
+    if isinstance(v, torch.Tensor):
+        return torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def linear_to_srgb(v: float) -> float:
+    """The sRGB encoding of a linear value in [0, 1].
+
+    Example:
+        >>> round(linear_to_srgb(0.18), 3)
+        0.461
+    """
+    return v * 12.92 if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055
+
+
+def stops_under_middle_grey(mean_luma: float) -> float:
+    """How many stops (factors of 2 in linear light) a mean sRGB luma is below middle grey; negative above.
+
+    Example:
+        >>> round(stops_under_middle_grey(0.05), 1), round(stops_under_middle_grey(0.8), 1)
+        (5.5, -1.7)
+    """
+    return math.log2(MIDDLE_GREY / max(srgb_to_linear(mean_luma), 1e-6))
+
+
+def target_brightness(mean_luma: float) -> float:
+    """The mean sRGB luma the enhanced image should have, for an input of mean luma ``mean_luma``.
+
+    Example:
+        >>> target_brightness(0.05) == target_brightness(0.1)  # under-exposed: both to middle grey
+        True
+        >>> target_brightness(0.35), target_brightness(0.8)  # exposed as intended, over-exposed: unchanged
+        (0.35, 0.8)
+    """
+    u = stops_under_middle_grey(mean_luma)
+    t = min(max((u - EXPOSURE_LATITUDE) / (UNDER_EXPOSED - EXPOSURE_LATITUDE), 0.0), 1.0)
+    correction = t * t * (3.0 - 2.0 * t)
+    if correction == 0.0:
+        return mean_luma
+    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -(u * (1.0 - correction)))
+
+
+def mean_luma(x: torch.Tensor) -> torch.Tensor:
+    """Mean BT.601 luma of each image of ``x`` ``(B, 3, H, W)`` in [0, 1]: ``(B,)``."""
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(1).mean((-2, -1))
+
+
+def auto_strength(
+    x: torch.Tensor, curves: torch.Tensor, iterations: int = 8, max_strength: float = MAX_STRENGTH
+) -> torch.Tensor:
+    """The strength per image that brings ``x`` to :func:`target_brightness`: ``(B,)`` in ``[0, max_strength]``.
+
+    Args:
+        x: small images, ``(B, 3, h, w)`` float in [0, 1] (the curves' resolution).
+        curves: their curve maps ``alpha``, ``(B, 3*n, h, w)``, as for :func:`~zerodce.curves.apply_curves`.
+        iterations: curve steps of a 3-channel map.
+        max_strength: upper bound of the result.
+
+    Example:
+        >>> x = torch.full((2, 3, 4, 4), 0.02)
+        >>> x[1] = 0.5  # exposed as intended: left alone
+        >>> s = auto_strength(x, torch.full((2, 3, 4, 4), 0.5))
+        >>> bool(0 < s[0] <= MAX_STRENGTH), s[1].item()
+        (True, 0.0)
+    """
+    x, curves = x.float(), curves.float()
+    means = mean_luma(x).tolist()
+    strengths = []
+    for i, m in enumerate(means):
+        target = target_brightness(m)
+        xi, ci = x[i : i + 1], curves[i : i + 1] if curves.shape[0] > 1 else curves
+
+        def brightness(s: float) -> float:
+            return mean_luma(apply_curves(xi, (ci * s).clamp(-1.0, 1.0), iterations)).item()
+
+        if target <= m or brightness(max_strength) <= target:
+            strengths.append(0.0 if target <= m else max_strength)
+            continue
+        lo, hi = 0.0, max_strength
+        for _ in range(_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if brightness(mid) < target else (lo, mid)
+        strengths.append(0.5 * (lo + hi))
+    return torch.tensor(strengths, dtype=torch.float32)

@@ -1,0 +1,211 @@
+"""The denoising stage: the noise estimate, the gain-driven filter, its compiled kernel, and the pipeline with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as samples
+
+from zerodce import _native
+from zerodce.curves import apply_curves_fused, apply_curves_reference, apply_low_res_curves, curve_gain
+from zerodce.enhance import Enhancer
+from zerodce.enhance.denoise import DenoiseAmplified, denoise_amplified, denoise_level, estimate_noise, filter_range
+
+from conftest import require_native
+
+GEN = torch.Generator().manual_seed(0)
+
+
+def textured(h: int = 96, w: int = 128) -> torch.Tensor:
+    """A real photo's texture (scikit-image's astronaut), ``(1, 3, h, w)`` in [0, 1]."""
+    pixels = samples.astronaut()[100 : 100 + h, 150 : 150 + w]
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+
+
+def noise_of(y: torch.Tensor, clean: torch.Tensor) -> float:
+    return (y - clean).std().item()
+
+
+class TestEstimateNoise:
+    @pytest.mark.parametrize("sigma", [0.005, 0.02, 0.05])
+    def test_finds_the_added_noise_on_a_textured_photo(self, sigma):
+        clean = textured(256, 256)
+        noisy = clean + sigma * torch.randn(clean.shape, generator=GEN)
+        estimate = estimate_noise(noisy, levels=65535).item()
+        # The photo's own fine texture reads as a little noise (about 0.008 here), never less.
+        assert 0.9 * sigma < estimate < sigma + 0.006
+
+    def test_grows_with_the_noise_and_is_per_image(self):
+        clean = textured().expand(3, -1, -1, -1)
+        noisy = clean + torch.tensor([0.0, 0.01, 0.04]).view(3, 1, 1, 1) * torch.randn(clean.shape, generator=GEN)
+        estimates = estimate_noise(noisy).tolist()
+        assert estimates[0] < estimates[1] < estimates[2]
+
+    def test_uint8_equals_float_and_quantization_is_a_floor(self):
+        x8 = torch.full((1, 3, 40, 50), 17, dtype=torch.uint8)
+        assert estimate_noise(x8).item() == pytest.approx(1 / (255 * 12**0.5), rel=1e-4)
+        assert estimate_noise(x8).item() == pytest.approx(estimate_noise(x8.float() / 255).item())
+        assert estimate_noise(torch.zeros(1, 3, 2, 2)).item() > 0  # too small to measure: quantization only
+
+
+class TestFilter:
+    def test_follows_the_gain(self):
+        """A flat noisy patch lifted 8x is cleaned far more than one lifted 1.2x (its noise grew less)."""
+        sigma = 0.01
+        flat = torch.full((1, 3, 64, 64), 0.5)
+        left = {}
+        for gain in (1.2, 8.0):
+            y = flat + gain * sigma * torch.randn(flat.shape, generator=GEN)
+            out = denoise_amplified(y, torch.full((1, 1, 64, 64), gain), sigma)
+            left[gain] = noise_of(out, flat) / noise_of(y, flat)
+        assert left[8.0] < 0.25 < left[1.2] and left[1.2] < 0.95
+
+    def test_no_gain_no_change(self):
+        y = torch.rand(2, 3, 20, 30, generator=GEN)
+        gain = torch.rand(2, 1, 20, 30, generator=GEN)  # all <= 1: nothing was amplified
+        assert denoise_amplified(y, gain, 0.02).equal(y)
+        assert denoise_amplified(y, gain + 5, 0.02, level=0).equal(y)
+
+    def test_keeps_edges(self):
+        """A step between two noisy flat regions stays a step: no halo, no blur across it."""
+        clean = torch.zeros(1, 3, 48, 48)
+        clean[..., 24:] = 0.8
+        y = clean + 0.02 * torch.randn(clean.shape, generator=GEN)
+        out = denoise_amplified(y, torch.full((1, 1, 48, 48), 10.0), 0.002)
+        assert noise_of(out, clean) < 0.5 * noise_of(y, clean)
+        assert (out[..., :, 23] - out[..., :, 24]).abs().mean() > 0.75  # still a step of ~0.8
+        assert out[..., :, :23].mean() < 0.02 and out[..., :, 25:].mean() > 0.78
+
+    def test_texture_stronger_than_the_noise_survives(self):
+        clean = textured()
+        y = clean + 0.005 * torch.randn(clean.shape, generator=GEN)
+        out = denoise_amplified(y, torch.full((1, 1, *clean.shape[-2:]), 1.5), 0.005 / 1.5)
+        assert noise_of(out, clean) < noise_of(y, clean)  # cleaner
+        assert (out - clean).abs().mean() < 0.01  # and not smoothed away
+
+    def test_range_is_zero_without_gain(self):
+        assert filter_range(torch.tensor([1.0, 2.0]), 0.01).tolist()[0] == 0.0
+        assert filter_range(torch.tensor([3.0]), 0.01, level=2.0).item() == pytest.approx(
+            2 * filter_range(torch.tensor([3.0]), 0.01).item())
+
+    def test_module_twin_equals_function(self):
+        y, gain = torch.rand(1, 3, 12, 12, generator=GEN), 1 + 4 * torch.rand(1, 1, 12, 12, generator=GEN)
+        assert DenoiseAmplified(1.5)(y, gain, 0.01).equal(denoise_amplified(y, gain, 0.01, 1.5))
+
+    def test_bad_gain_shape(self):
+        with pytest.raises(ValueError, match="gain must have shape"):
+            denoise_amplified(torch.rand(1, 3, 4, 4), torch.ones(1, 3, 4, 4), 0.01)
+
+
+class TestCompiledKernel:
+    @pytest.fixture(autouse=True)
+    def native(self):
+        require_native()
+
+    @pytest.mark.parametrize("size", [(1, 1), (3, 2), (9, 17), (40, 33)])
+    @pytest.mark.parametrize("dilation", [1, 2, 8])
+    def test_equals_the_reference(self, size, dilation):
+        y = torch.rand(3, *size, generator=GEN)
+        gain = 0.5 + 6 * torch.rand(size, generator=GEN)  # some pixels not amplified at all
+        out = torch.empty_like(y)
+        assert _native.denoise_level(y, gain, 0.05, dilation, out)
+        assert (out - denoise_level(y, gain, 0.05, dilation)).abs().max() <= 1e-5
+
+    def test_refuses_what_it_cannot_do(self):
+        y = torch.rand(3, 8, 8)
+        assert not _native.denoise_level(y, torch.ones(8, 8), 0.1, 1, y)  # in place
+        assert not _native.denoise_level(y.double(), torch.ones(8, 8).double(), 0.1, 1, torch.empty(3, 8, 8).double())
+        assert not _native.denoise_level(y, torch.ones(8, 7), 0.1, 1, torch.empty_like(y))
+
+    @pytest.mark.parametrize("channels", [3, 24])
+    def test_gain_of_the_fused_paths_equals_curve_gain(self, channels):
+        x = torch.rand(2, 3, 21, 30, generator=GEN)
+        maps = torch.rand(1, channels, 21, 30, generator=GEN) * 2 - 1
+        gain = torch.empty(2, 1, 21, 30)
+        y = apply_curves_fused(x, maps, out=torch.empty_like(x), gain=gain)
+        assert (y - apply_curves_reference(x, maps)).abs().max() <= 1e-4
+        assert (gain - curve_gain(x, maps)).abs().max() <= 1e-4
+
+    def test_gain_of_low_res_curves_from_uint8(self):
+        x8 = torch.randint(0, 256, (1, 21, 30, 3), dtype=torch.uint8, generator=GEN).permute(0, 3, 1, 2)
+        small = torch.rand(1, 3, 3, 4, generator=GEN) * 2 - 1
+        gain, y = torch.empty(1, 1, 21, 30), torch.empty(1, 3, 21, 30)
+        apply_low_res_curves(x8, small, (24, 36), out=y, gain=gain)
+        full = torch.nn.functional.interpolate(small, size=(24, 36), mode="bilinear", align_corners=True)[..., :21, :30]
+        assert (gain - curve_gain(x8, full)).abs().max() <= 1e-4
+
+
+def test_gain_is_the_derivative():
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, generator=GEN).clamp(0.05, 0.95).requires_grad_()
+    maps = (torch.rand(1, 24, 5, 6, dtype=torch.float64, generator=GEN) * 2 - 1)
+    apply_curves_reference(x, maps)[:, 0].sum().backward()  # red is independent of green and blue
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    gain = curve_gain(x.detach(), maps)
+    slopes = []
+    for c in range(3):
+        xc = x.detach().clone().requires_grad_()
+        apply_curves_reference(xc, maps)[:, c].sum().backward()
+        slopes.append(xc.grad[:, c])
+    expected = sum(w * s for w, s in zip(weights, slopes))
+    assert torch.allclose(gain[:, 0], expected, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def enhancer() -> Enhancer:
+    return Enhancer("zero_dce_pp", device="cpu")
+
+
+class TestPipeline:
+    """The denoising stage inside :class:`Enhancer`, with the shipped weights on real photos."""
+
+    @staticmethod
+    def dark_noisy(seed: int = 0) -> np.ndarray:
+        """A dark, noisy shot of a real photo: exposure cut 12x in linear light, sensor noise, 8-bit."""
+        rng = np.random.default_rng(seed)
+        photo = samples.coffee()[:200, :300] / 255.0
+        linear = np.where(photo <= 0.04045, photo / 12.92, ((photo + 0.055) / 1.055) ** 2.4) / 12
+        linear = rng.poisson(linear * 800) / 800 + rng.normal(0, 0.002, linear.shape)
+        linear = np.clip(linear, 0, 1)
+        srgb = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+        return (srgb * 255).round().astype(np.uint8)
+
+    def test_cleaner_than_without_denoising(self, enhancer):
+        pixels = self.dark_noisy()
+        on = enhancer.enhance(pixels).astype(float)
+        off = enhancer.with_settings(denoise="off").enhance(pixels).astype(float)
+        again = enhancer.with_settings(denoise="off").enhance(self.dark_noisy(seed=1)).astype(float)
+        # Noise is what changes between two shots of the same scene; denoising must cut it.
+        on_again = enhancer.enhance(self.dark_noisy(seed=1)).astype(float)
+        assert np.std(on - on_again) < 0.5 * np.std(off - again)
+        assert abs(on.mean() - off.mean()) < 2  # same exposure
+
+    @pytest.mark.parametrize("name", ["zero_dce_pp", "zero_dce"])
+    def test_tiles_are_seamless_with_denoising(self, name):
+        pixels = self.dark_noisy()
+        whole = Enhancer(name, device="cpu", tile=0).enhance(pixels).astype(int)
+        tiled = Enhancer(name, device="cpu", tile=64).enhance(pixels).astype(int)
+        assert np.abs(whole - pixels).mean() > 20  # enhanced, not left alone
+        assert np.abs(tiled - whole).max() <= 1
+
+    @pytest.mark.parametrize("layout", ["16-bit", "gray", "rgba", "gray16+alpha"])
+    def test_every_layout_is_denoised_and_kept(self, enhancer, layout):
+        rgb = self.dark_noisy()
+        gray = (rgb @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
+        alpha = np.linspace(0, 255, rgb.shape[1]).astype(np.uint8)[None].repeat(rgb.shape[0], 0)
+        pixels = {"16-bit": rgb.astype(np.uint16) * 257, "gray": gray,
+                  "rgba": np.dstack([rgb, alpha]),
+                  "gray16+alpha": np.dstack([gray.astype(np.uint16) * 257, alpha.astype(np.uint16) * 257])}[layout]
+        on, off = enhancer.enhance(pixels), enhancer.with_settings(denoise="off").enhance(pixels)
+        assert on.dtype == pixels.dtype and on.shape == pixels.shape
+        if layout.endswith(("rgba", "alpha")):
+            np.testing.assert_array_equal(on[..., -1], pixels[..., -1])
+        colour = (on if on.ndim == 2 else on[..., : 3 if on.shape[-1] >= 3 else 1]).astype(float)
+        colour_off = (off if off.ndim == 2 else off[..., : 3 if off.shape[-1] >= 3 else 1]).astype(float)
+        peak = 65535 if pixels.dtype == np.uint16 else 255
+        # smoother: less difference between neighbouring pixels, at the same brightness
+        rough = lambda a: np.abs(np.diff(a, axis=1)).mean() / peak  # noqa: E731
+        assert rough(colour) < 0.7 * rough(colour_off)
+        assert abs(colour.mean() - colour_off.mean()) / peak < 0.01
+        if pixels.dtype == np.uint16:
+            assert np.count_nonzero(colour % 257) > colour.size // 2  # 16-bit values, not 8-bit ones scaled
