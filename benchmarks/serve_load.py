@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py                      # 8 clients, 64 requests, default workers
     python benchmarks/serve_load.py --clients 8 --requests 96 --workers 2 --queue 16
+    python benchmarks/serve_load.py --denoise off --strength 1   # other arguments go to zerodce serve
 
 Starts a real ``zerodce serve`` on 127.0.0.1 (a free port), sends the 1920x1080
 photos of ``$ZERODCE_SHARED/data/real_highres`` (as JPEG, quality 90, made once
@@ -51,17 +52,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--workers", type=int, help="server --workers (default: the server's, one per core)")
     parser.add_argument("--queue", type=int, help="server --queue (default: enough for every client)")
-    args = parser.parse_args()
+    args, serve_args = parser.parse_known_args()
     shared = Path(os.environ.get("ZERODCE_SHARED", REPO.parent / "shared"))
     images = photos(shared)
-    server_args = ["--queue", str(args.queue if args.queue is not None else args.clients)]
+    server_args = ["--queue", str(args.queue if args.queue is not None else args.clients), *serve_args]
     if args.workers:
         server_args += ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory() as tmp:
-        run(args, images, Server(Path(tmp), *server_args))
+        run(args, serve_args, images, Server(Path(tmp), *server_args))
 
 
-def run(args: argparse.Namespace, images: list[bytes], server: Server) -> None:
+def run(args: argparse.Namespace, serve_args: list[str], images: list[bytes], server: Server) -> None:
     try:
         workers = server.get("/healthz").json()["workers"]
         for data in images[:2]:  # warm-up
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace, images: list[bytes], server: Server) -> None:
     refused = sum(status == 503 for status, _ in results)
     others = [status for status, _ in results if status not in (200, 503)]
     p50, p95 = np.percentile(ok, [50, 95]) if ok else (float("nan"), float("nan"))
-    print(f"zerodce serve, {workers} worker(s), {args.clients} clients, {args.requests} requests of 1920x1080 JPEG "
+    print(f"zerodce serve {' '.join(serve_args)}, {workers} worker(s), {args.clients} clients, {args.requests} requests of 1920x1080 JPEG "
           f"(q90), {os.cpu_count()} CPUs:")
     print(f"  {len(ok) / seconds:.2f} requests/s, {len(ok) * 1920 * 1080 / 1e6 / seconds:.1f} MP/s; "
           f"latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, mean {statistics.mean(ok) * 1000:.0f} ms; "

@@ -27,7 +27,7 @@ TOKEN = "s3cret-token"
 MAX_UPLOAD_MB = 2
 MAX_PIXELS = 1_000_000
 #: Peak resident memory allowed to the load test's server (2 workers, queue 2, 200 requests of 320x240 JPEGs).
-#: Measured 323 MB here (torch and the model take most of it); the places bound the rest.
+#: Measured 323-436 MB here over the module's tests (torch and the model take most); the places bound the rest.
 RSS_BOUND_MB = 600
 
 

@@ -22,7 +22,7 @@ Example:
     >>> from zerodce.serve.limits import WorkPool
     >>> app = create_app(Enhancer(create_model("zero_dce_pp"), device="cpu"), WorkPool(1, 0), ServerConfig("zero_dce_pp"))
     >>> sorted(r.path for r in app.routes if r.path.startswith("/api"))
-    ['/api/enhance', '/api/models']
+    ['/api/enhance', '/api/models', '/api/openapi.json']
 """
 
 from __future__ import annotations
