@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from zerodce._extras import import_extra
+from zerodce._extras import MissingExtraError, import_extra
 from zerodce.cli import CommandError
 from zerodce.cli._options import add_enhancer_options, enhancer_from_args, int_range
 from zerodce.serve.limits import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE, WorkPool
@@ -81,9 +81,12 @@ def _is_loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``zerodce serve`` until SIGTERM or Ctrl-C; returns the exit code."""
-    import_extra("fastapi", "serve")
-    uvicorn = import_extra("uvicorn", "serve")
-    import_extra("python_multipart", "serve")
+    try:
+        import_extra("fastapi", "serve")
+        import_extra("python_multipart", "serve")
+        uvicorn = import_extra("uvicorn", "serve")
+    except MissingExtraError as exc:
+        raise CommandError(str(exc)) from None
     import torch
 
     from zerodce.serve.app import ServerConfig, create_app

@@ -46,6 +46,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zerodce import __version__
 from zerodce.enhance import Enhancer, parse_denoise, parse_strength
@@ -252,28 +253,24 @@ async def _upload(request: Request, limit: int) -> tuple[bytes, str | None, dict
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    fields: dict[str, Any] = {}
     async with Request(request.scope, replay).form(max_files=1, max_fields=len(OPTIONS)) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(422, "multipart field 'file' (the image) is missing")
         data = await upload.read()
-        for key, value in form.multi_items():
-            if key != "file":
-                if not isinstance(value, str):
-                    raise ApiError(422, f"multipart field {key!r} must be text, not a file")
-                fields[key] = value
+        # max_files=1: with the image under "file", every other field is text.
+        fields = {key: value for key, value in form.multi_items() if key != "file"}
     return data, upload.filename, fields
 
 
-def _security_headers(app):
+def _security_headers(app: ASGIApp) -> ASGIApp:
     """ASGI middleware adding :data:`SECURITY_HEADERS` to every response."""
 
-    async def middleware(scope, receive, send):
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await app(scope, receive, send)
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for key, value in SECURITY_HEADERS.items():
