@@ -181,6 +181,14 @@ def test_options_as_query_or_form_fields(server):
     assert server.post_file(png, query="?strength=auto&denoise=auto").status == 200
 
 
+def test_download_names_are_bare_and_encoded(server):
+    png = encode(dark_pixels(), "PNG")
+    accented = server.post_file(png, filename="nuit été.png").headers["content-disposition"]
+    assert accented == "attachment; filename=\"nuit _t__enhanced.png\"; filename*=UTF-8''nuit%20%C3%A9t%C3%A9_enhanced.png"
+    sneaky = server.post_file(png, filename="../../etc/pass\"wd.png").headers["content-disposition"]
+    assert sneaky.startswith('attachment; filename="passwd_enhanced.png"')
+
+
 def test_phone_mpo_comes_back_as_jpeg(server):
     frames = [Image.fromarray(dark_pixels(seed=i)) for i in range(2)]
     buffer = io.BytesIO()
