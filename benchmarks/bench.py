@@ -9,8 +9,11 @@ authors' released code. Sections, each measured against its baseline in the same
 run (so the ratios hold even on a busy machine):
 
 * inference: ms/image, megapixels/s, peak memory and ratio to naive for 600x400,
-  1920x1080 and 3840x2160, both models, tensor in -> tensor out (``Enhancer``),
+  1920x1080 and 3840x2160, both models, tensor in -> tensor out (``Enhancer`` with
+  ``strength=1, denoise="off"``: the model as trained, what the naive code computes),
   with the PyTorch and onnxruntime backends and Zero-DCE at reduced resolution;
+* pipeline: the default pipeline (auto strength, denoising) against that plain
+  path on a dark, noisy 1080p photo, 8-bit array in and out and float tensor;
 * memory: peak RSS of a process enhancing a 6000x4000 image with Zero-DCE;
 * training: images/s of one optimization step, batch 8, 256x256 (fp32 channels-last
   and NCHW, bf16);
@@ -67,7 +70,8 @@ from zerodce.weights import pretrained_path, save_safetensors  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZERODCE_SHARED", REPO.parent / "shared")).resolve()
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
-SECTIONS = ("inference", "memory", "training", "folder", "quality")
+SECTIONS = ("inference", "pipeline", "memory", "training", "folder", "quality")
+PLAIN = {"strength": 1.0, "denoise": "off"}
 #: Reduced-resolution Zero-DCE variants benchmarked (curves estimated at 1/k).
 REDUCED = (4, 12)
 TRAIN_BATCH, TRAIN_SIZE = 8, 256
@@ -276,7 +280,7 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
             else:
                 cases[NAIVE] = lambda: naive(xn)
             for label, variant in variants:
-                cases[label] = functools.partial(Enhancer(variant, device=device).enhance_tensor, x)
+                cases[label] = functools.partial(Enhancer(variant, device=device, **PLAIN).enhance_tensor, x)
             with torch.inference_mode():
                 timings = measure_together(cases, device, args.repeats, args.budget)
             for label, timing in timings.items():
@@ -285,6 +289,40 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
                 note = f"cropped to {nw}x{nh} (multiple of 12), as released" if label == NAIVE and (nh, nw) != (h, w) else ""
                 yield Row("inference", name, size, label, timing.seconds * 1000, len(timing.times), pixels / 1e6,
                           timing.peak_mb, ratio, note)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _dark_photo(h: int, w: int) -> np.ndarray:
+    """A dark, noisy 8-bit photo of ``h x w``: a scikit-image sample under-exposed 5 stops, with sensor noise."""
+    from skimage import data as samples
+
+    photo = np.asarray(Image.fromarray(samples.astronaut()).resize((w, h), Image.BILINEAR)) / 255.0
+    rng = np.random.default_rng(0)
+    linear = np.where(photo <= 0.04045, photo / 12.92, ((photo + 0.055) / 1.055) ** 2.4) / 32
+    linear = np.clip(rng.poisson(linear * 2000) / 2000 + rng.normal(0, 0.001, linear.shape), 0, 1)
+    return (255 * np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)).round().astype(np.uint8)
+
+
+def pipeline(args: argparse.Namespace) -> Iterator[Row]:
+    """The default pipeline (strength auto, denoise auto) against the plain path, same image, same run."""
+    device = torch.device(args.device)
+    model = create_model(DEFAULT_MODEL, pretrained=pretrained_path(DEFAULT_MODEL).is_file())
+    plain, default = Enhancer(model, device=device, **PLAIN), Enhancer(model, device=device)
+    h, w = SIZES["1920x1080"]
+    photo = _dark_photo(h, w)
+    tensor = torch.from_numpy(photo).permute(2, 0, 1)[None].float().div(255).contiguous()
+    for kind, image, call in (("8-bit array", photo, "enhance_array"), ("float tensor", tensor, "enhance_tensor")):
+        cases = {"plain (strength 1, denoise off)": functools.partial(getattr(plain, call), image),
+                 "default (strength auto, denoise auto)": functools.partial(getattr(default, call), image)}
+        with torch.inference_mode():
+            timings = measure_together(cases, device, args.repeats, args.budget)
+        base = timings["plain (strength 1, denoise off)"]
+        for label, timing in timings.items():
+            yield Row("pipeline", DEFAULT_MODEL, f"1920x1080 {kind}", label, timing.seconds * 1000, len(timing.times),
+                      h * w / 1e6, timing.peak_mb, base.speedup_over(timing),
+                      note="ratio: this time / the plain path's")
 
 
 # --------------------------------------------------------------------------- memory
@@ -430,7 +468,8 @@ def quality(args: argparse.Namespace) -> Iterator[Row]:
     pairs = find_pairs(data / "low", data / "high")
     factors = (1, 2) + REDUCED
     methods = {f"curves at 1/{k}": model_method(Enhancer(create_model("zero_dce", pretrained=checkpoint is None,
-                                                                      checkpoint=checkpoint, scale_factor=k), device=args.device))
+                                                                      checkpoint=checkpoint, scale_factor=k),
+                                                         device=args.device, **PLAIN))
                for k in factors}
     results = evaluate(pairs, methods).results
     full = results[0].psnr
@@ -461,6 +500,11 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (onnxruntime)"), 1.5)
     ratio(f"zero_dce curves at 1/{REDUCED[0]} 1920x1080 >= 20x naive full resolution",
           _find(rows, "inference", "zero_dce", "1920x1080", f"ours, curves at 1/{REDUCED[0]} (torch)"), 20)
+    for kind in ("8-bit array", "float tensor"):
+        row = _find(rows, "pipeline", DEFAULT_MODEL, f"1920x1080 {kind}", "default (strength auto, denoise auto)")
+        if row is not None and row.ratio:
+            out.append((f"default pipeline, 1920x1080 {kind}: <= 2.5x the plain path's time",
+                        f"{row.ratio:.1f}x", row.ratio <= 2.5))
     hd = _find(rows, "inference", "zero_dce_pp", "1920x1080", "ours (torch)")
     uhd = _find(rows, "inference", "zero_dce_pp", "3840x2160", "ours (torch)")
     if hd and uhd:
@@ -553,7 +597,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     info = machine(args)
     print("zerodce benchmark: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-    runners = {"inference": inference, "memory": memory, "training": training, "folder": folder, "quality": quality}
+    runners = {"inference": inference, "pipeline": pipeline, "memory": memory, "training": training, "folder": folder,
+               "quality": quality}
     rows: list[Row] = []
     start = time.perf_counter()
     for section in sections:

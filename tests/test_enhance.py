@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,8 +165,41 @@ class TestValues:
             t.start()
         for t in threads:
             t.join()
-        for got, want in zip(results, expected):
+        for got, want in zip(results, expected, strict=True):
             np.testing.assert_array_equal(got, want)
+
+    def test_one_enhancer_serves_eight_threads_on_large_images(self):
+        """The default pipeline (strength auto, denoising, bands) from 8 threads at once equals one at a time."""
+        shared = Enhancer("zero_dce_pp", device="cpu", tile=256)
+        images = [dark((600 + 16 * i, 700, 3)) for i in range(8)]
+        expected = [shared.enhance(im) for im in images]
+        results = [None] * len(images)
+
+        def work(i):
+            results[i] = shared.enhance(images[i])
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(images))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for got, want in zip(results, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+    def test_settings_are_frozen(self, enhancer):
+        with pytest.raises(AttributeError):
+            enhancer.strength = 2.0
+        with pytest.raises(AttributeError):
+            enhancer.denoise = "off"
+        other = enhancer.with_settings(strength="auto", denoise=2)
+        assert (other.strength, other.denoise, other.model) == ("auto", 2.0, enhancer.model)
+        assert (enhancer.strength, enhancer.denoise) == (1.0, "off")
+
+    @pytest.mark.parametrize("setting,value", [("strength", "bright"), ("strength", -1), ("denoise", "on"),
+                                               ("denoise", float("nan"))])
+    def test_bad_settings_say_what_is_allowed(self, setting, value):
+        with pytest.raises(ValueError, match=f"{setting} must be"):
+            Enhancer(make_model("zero_dce_pp"), device="cpu", **{setting: value})
 
 
 class TestNamedModels:
@@ -209,3 +243,20 @@ class TestFiles:
         assert "bad.jpg: not an image" in results[tmp_path / "bad.jpg"].reason
         assert all(results[p].status == "done" and (tmp_path / f"out_{p.name}").is_file() for p in good)
         assert not (tmp_path / "out_bad.jpg").exists()
+
+    def test_an_unexpected_error_is_that_files_failure(self, tmp_path, monkeypatch):
+        enhancer = Enhancer(make_model("zero_dce_pp"), device="cpu")
+        files = [tmp_path / f"{i}.png" for i in range(3)]
+        for path in files:
+            write_image(path, dark((8, 8, 3)))
+        real = enhancer.enhance_file
+
+        def flaky(source, target, **kwargs):
+            if Path(source).name == "1.png":
+                raise RuntimeError("the kernel exploded\nsecond line")
+            return real(source, target, **kwargs)
+
+        monkeypatch.setattr(enhancer, "enhance_file", flaky)
+        results = {r.source.name: r for r in enhance_files(enhancer, [(f, tmp_path / f"o{f.name}") for f in files])}
+        assert [results[f.name].status for f in files] == ["done", "failed", "done"]
+        assert results["1.png"].reason.endswith("unexpected error (RuntimeError: the kernel exploded)")

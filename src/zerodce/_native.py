@@ -88,7 +88,7 @@ def library() -> ctypes.CDLL | None:
     plane, i, ptr, i64 = _Plane, ctypes.c_int, ctypes.c_void_p, ctypes.c_int64
     lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
     lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
-    lib.zdce_denoise_level.argtypes = [ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
+    lib.zdce_denoise_level.argtypes = [ptr, ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
     for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level):
         fn.restype = i
     lib.zdce_downscale.argtypes = [plane, i, i, i, i, ctypes.c_void_p]
@@ -202,22 +202,25 @@ def apply_low_res(
     return True
 
 
-def denoise_level(src: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int, dst: torch.Tensor) -> bool:
+def denoise_level(src: torch.Tensor, guide: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int,
+                  dst: torch.Tensor) -> bool:
     """One level of the edge-stopping filter of ``zerodce.enhance.denoise`` from ``src`` into ``dst``.
 
-    ``src``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32 on
-    the CPU, ``dst`` not overlapping ``src``. Returns ``False`` (doing nothing)
-    where the kernels are unavailable or the tensors are not of those kinds.
+    ``src``/``guide``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous
+    float32 on the CPU, ``dst`` overlapping neither ``src`` nor ``guide``. Returns
+    ``False`` (doing nothing) where the kernels are unavailable or the tensors are
+    not of those kinds.
     """
     _, h, w = src.shape
-    if not (_callable(src) and src.dtype == dst.dtype == gain.dtype == torch.float32
-            and src.shape == dst.shape and src.shape[0] == 3 and gain.shape == (h, w)
-            and src.is_contiguous() and dst.is_contiguous() and gain.is_contiguous()
-            and dst.device.type == gain.device.type == "cpu" and dst.data_ptr() != src.data_ptr()):
+    if not (_callable(src) and src.dtype == dst.dtype == gain.dtype == guide.dtype == torch.float32
+            and src.shape == dst.shape == guide.shape and src.shape[0] == 3 and gain.shape == (h, w)
+            and src.is_contiguous() and dst.is_contiguous() and gain.is_contiguous() and guide.is_contiguous()
+            and dst.device.type == gain.device.type == guide.device.type == "cpu"
+            and dst.data_ptr() not in (src.data_ptr(), guide.data_ptr())):
         return False
     lib = library()
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
-        src.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
+        src.data_ptr(), guide.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
     return True
 
 

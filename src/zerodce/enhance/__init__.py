@@ -524,7 +524,8 @@ def enhance_files(
     zlib and torch release the GIL); only ``workers`` images are in memory at
     once. On a small CPU, one torch thread per worker beats several threads
     fighting over each image (the CLI sets that). A file that fails is reported
-    and the rest go on. The output format comes from each target's extension.
+    and the rest go on, whatever the failure (an unexpected one is reported with
+    its type). The output format comes from each target's extension.
     """
 
     def one(source: str | Path, target: str | Path) -> FileResult:
@@ -534,6 +535,10 @@ def enhance_files(
             return FileResult(source, target, "failed", str(exc))
         except (MemoryError, torch.OutOfMemoryError):
             return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+        except Exception as exc:  # one file's failure, whatever it is, must not stop the batch
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+            return FileResult(source, target, "failed", f"cannot enhance {source}: unexpected error ({detail})")
         return FileResult(source, target, "done", megapixels=image.megapixels)
 
     jobs = iter(jobs)

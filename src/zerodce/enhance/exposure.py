@@ -11,16 +11,19 @@ on how under-exposed the input is, measured in photographic stops:
   Middle grey is 18% reflectance, 0.46 in sRGB: what reflected-light metering
   aims an average scene at.
 * Within :data:`EXPOSURE_LATITUDE` stops of middle grey, or brighter, a photo
-  counts as exposed as its author wanted (low-key scenes sit one or two stops
-  under; over-exposed ones are above): ``s = 0``, the image is left unchanged,
-  and an over-exposed photo is never brightened further.
-* From :data:`UNDER_EXPOSED` stops under, the photo is under-exposed and is
-  lifted to middle grey. In between, the correction fades in smoothly
-  (a smoothstep in ``u``), so nearly well-exposed photos change little.
+  counts as exposed as its author wanted: ``s = 0``, the image is left unchanged,
+  and an over-exposed photo is never brightened further. In Ansel Adams' Zone
+  System middle grey is zone V and two stops under is zone III, "average dark
+  materials, with full texture": a scene that averages there is a deliberate
+  low-key photo (dusk, a dim room), not a failed one.
+* From :data:`UNDER_EXPOSED` stops under (zone II, "first suggestion of
+  texture"), the photo as a whole is under-exposed and is lifted to middle
+  grey. In between, the correction fades in smoothly (a smoothstep in ``u``).
 
-``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as trained): past it,
-an extremely dark 8-bit photo has too few levels left for more lift to look
-like anything but noise and banding. The brightness of the result at a given
+The lift is at most :data:`MAX_LIFT` stops (a photo 7 stops under is brought to
+1 stop under), and ``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as
+trained): an 8-bit photo spans about 12 stops, so one that needs more lift has
+too few levels left for it to look like anything but noise, blocks and banding. The brightness of the result at a given
 ``s`` is computed on the small image the curves are known at (Zero-DCE++'s
 network input, or a reduced copy for Zero-DCE), by bisection: the mean luma is
 monotonic in ``s`` for brightening curves. None of the constants was fitted to
@@ -37,10 +40,12 @@ from zerodce.curves import LUMA_WEIGHTS, apply_curves
 
 #: Linear reflectance of photographic middle grey (0.46 in sRGB).
 MIDDLE_GREY = 0.18
-#: Stops under middle grey a photo may be and still count as exposed as intended.
-EXPOSURE_LATITUDE = 1.5
-#: Stops under middle grey from which a photo is fully corrected to middle grey.
+#: Stops under middle grey a photo may be and still count as exposed as intended (zone III).
+EXPOSURE_LATITUDE = 2.0
+#: Stops under middle grey from which a photo is fully corrected to middle grey (zone II).
 UNDER_EXPOSED = 3.0
+#: Largest lift, in stops: half of what 8-bit sRGB spans (1/255 to 1 is about 12 stops).
+MAX_LIFT = 6.0
 #: Largest automatic strength.
 MAX_STRENGTH = 2.0
 #: Bisection steps: the strength to within MAX_STRENGTH / 2**14, far below a visible difference.
@@ -93,7 +98,7 @@ def target_brightness(mean_luma: float) -> float:
     correction = t * t * (3.0 - 2.0 * t)
     if correction == 0.0:
         return mean_luma
-    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -(u * (1.0 - correction)))
+    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -max(u * (1.0 - correction), u - MAX_LIFT))
 
 
 def mean_luma(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,106 @@
+"""Exposure-adaptive strength: dark photos to a natural exposure, well-exposed ones left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as samples
+
+from zerodce.enhance import Enhancer
+from zerodce.enhance.exposure import (EXPOSURE_LATITUDE, MAX_LIFT, MAX_STRENGTH, MIDDLE_GREY, UNDER_EXPOSED, auto_strength,
+                                      linear_to_srgb, mean_luma, srgb_to_linear, stops_under_middle_grey,
+                                      target_brightness)
+
+DEMO = Path(__file__).resolve().parents[1] / "demo"
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def luma_of(pixels: np.ndarray) -> float:
+    return float((pixels[..., :3] / 255.0 @ LUMA).mean()) if pixels.ndim == 3 else float(pixels.mean() / 255.0)
+
+
+class TestTarget:
+    def test_srgb_round_trip(self):
+        for v in (0.0, 0.002, 0.18, 0.5, 1.0):
+            assert linear_to_srgb(srgb_to_linear(v)) == pytest.approx(v, abs=1e-9)
+
+    def test_under_exposed_photos_go_to_middle_grey(self):
+        grey = linear_to_srgb(MIDDLE_GREY)
+        for m in (0.04, 0.05, 0.1, 0.15):
+            assert stops_under_middle_grey(m) >= UNDER_EXPOSED
+            assert target_brightness(m) == pytest.approx(grey)
+
+    def test_exposed_as_intended_and_over_exposed_are_kept(self):
+        for m in (0.3, 0.4, 0.46, 0.6, 0.9):
+            assert stops_under_middle_grey(m) <= EXPOSURE_LATITUDE
+            assert target_brightness(m) == m
+
+    def test_lift_is_limited_for_extremely_dark_photos(self):
+        m = linear_to_srgb(MIDDLE_GREY / 2**8)  # 8 stops under
+        assert stops_under_middle_grey(target_brightness(m)) == pytest.approx(8 - MAX_LIFT)
+
+    def test_in_between_lifted_part_of_the_way(self):
+        m = 0.21  # between the latitude and fully under-exposed
+        assert EXPOSURE_LATITUDE < stops_under_middle_grey(m) < UNDER_EXPOSED
+        assert m < target_brightness(m) < linear_to_srgb(MIDDLE_GREY)
+
+
+class TestAutoStrength:
+    def test_reaches_the_target(self):
+        x = torch.full((1, 3, 6, 6), 0.05)
+        curves = torch.full((1, 3, 6, 6), 0.4)
+        s = auto_strength(x, curves)
+        from zerodce.curves import apply_curves
+
+        reached = mean_luma(apply_curves(x, (curves * s.view(-1, 1, 1, 1)).clamp(-1, 1))).item()
+        assert 0 < s.item() < MAX_STRENGTH
+        assert reached == pytest.approx(target_brightness(0.05), abs=1e-3)
+
+    def test_capped_where_the_target_is_out_of_reach(self):
+        x = torch.full((1, 3, 4, 4), 0.002)
+        assert auto_strength(x, torch.full((1, 3, 4, 4), 0.01)).item() == MAX_STRENGTH
+
+    def test_per_image_in_a_batch(self):
+        x = torch.stack([torch.full((3, 4, 4), v) for v in (0.02, 0.05, 0.6)])
+        s = auto_strength(x, torch.full((1, 3, 4, 4), 0.5)).tolist()
+        assert s[0] > s[1] > 0 and s[2] == 0.0
+
+
+@pytest.fixture(scope="module")
+def enhancer() -> Enhancer:
+    return Enhancer("zero_dce_pp", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "camera"])
+def test_well_exposed_photos_come_out_within_a_few_levels(enhancer, name):
+    photo = getattr(samples, name)()
+    out = enhancer.enhance(photo)
+    assert out.dtype == photo.dtype and out.shape == photo.shape
+    assert np.abs(out.astype(int) - photo.astype(int)).mean() <= 1.0
+    assert np.abs(out.astype(int) - photo.astype(int)).max() <= 3
+    plain = enhancer.with_settings(strength=1.0, denoise="off").enhance(photo)
+    assert luma_of(plain) - luma_of(photo) > 0.05  # the model as trained would have washed it out
+
+
+def test_over_exposed_photo_is_not_brightened(enhancer):
+    photo = (255 * (samples.astronaut() / 255.0) ** 0.4).round().astype(np.uint8)
+    assert luma_of(enhancer.enhance(photo)) <= luma_of(photo) + 1 / 255
+
+
+@pytest.mark.parametrize("file", ["astronaut.jpg", "coffee.jpg", "chelsea.jpg", "rocket.jpg", "camera.png"])
+def test_dark_photos_reach_a_natural_exposure(enhancer, file):
+    pixels = np.asarray(Image.open(DEMO / file))
+    out = enhancer.enhance(pixels)
+    assert luma_of(pixels) < 0.15
+    assert abs(luma_of(out) - linear_to_srgb(MIDDLE_GREY)) < 0.06  # middle grey, measured on the small copy
+
+
+def test_plain_settings_are_the_model_exactly(enhancer):
+    x = torch.from_numpy(np.asarray(Image.open(DEMO / "coffee.jpg"))).permute(2, 0, 1)[None].float() / 255
+    plain = enhancer.with_settings(strength=1.0, denoise="off")
+    with torch.inference_mode():
+        assert plain.enhance_tensor(x).equal(enhancer.model(x))
