@@ -196,9 +196,12 @@ def _open(path: Path) -> ctypes.CDLL:
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
         lib.zdce_denoise_level.argtypes = [ptr, ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
+        lib.zdce_smooth3x3.argtypes = [ptr, ptr, i, i, i, i]
+        lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
         raise OSError(f"{path} lacks the kernels: {error}") from error
-    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level, lib.zdce_downscale):
+    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level, lib.zdce_downscale,
+               lib.zdce_smooth3x3, lib.zdce_store):
         fn.restype = i
     return lib
 
@@ -569,6 +572,60 @@ def denoise_level(src: torch.Tensor, guide: torch.Tensor, gain: torch.Tensor, hs
         return True
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
         src.data_ptr(), guide.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
+    return True
+
+
+def smooth3x3(src: torch.Tensor, dst: torch.Tensor) -> bool:
+    """The 3x3 binomial blur of ``zerodce.enhance.denoise.smooth3x3`` from ``src`` into ``dst``.
+
+    Both ``(3, H, W)`` contiguous float32 on the CPU, not overlapping. Returns
+    ``False`` (doing nothing) where the kernels are unavailable or cannot do it;
+    raises ``ValueError`` for shapes that do not fit.
+    """
+    if not (src.device.type == dst.device.type == "cpu" and src.dtype == dst.dtype == torch.float32
+            and not torch.jit.is_tracing() and not (torch.is_grad_enabled() and src.requires_grad)):
+        return False
+    if src.dim() != 3 or src.shape[0] != 3 or dst.shape != src.shape:
+        raise ValueError(f"src and dst must both be (3, H, W), got {tuple(src.shape)} and {tuple(dst.shape)}")
+    _check_layout(src, "src", written=False)
+    _check_layout(dst, "dst", written=True)
+    if not (src.is_contiguous() and dst.is_contiguous()) or _overlap(src, dst):
+        return False
+    lib = library()
+    if lib is None:
+        return False
+    _, h, w = src.shape
+    if not dst.numel():
+        return True
+    _run_rows(h, w, lambda r, n: lib.zdce_smooth3x3(src.data_ptr(), dst.data_ptr(), h, w, r, n))
+    return True
+
+
+def store(src: torch.Tensor, dst: torch.Tensor) -> bool:
+    """``src`` ``(B, 3, H, W)`` float32 (any strides) into ``dst`` of its shape, uint8 (rounded half
+    to even) or float32, any strides, clamped to [0, 1]: one pass, no temporaries.
+
+    Returns ``False`` (doing nothing) where the kernels are unavailable or cannot do it;
+    raises ``ValueError`` for shapes that do not fit or a ``dst`` overlapping ``src``.
+    """
+    if not (src.device.type == dst.device.type == "cpu" and src.dtype == torch.float32
+            and dst.dtype in (torch.float32, torch.uint8) and not torch.jit.is_tracing()
+            and not (torch.is_grad_enabled() and src.requires_grad)):
+        return False
+    if src.dim() != 4 or src.shape[1] != 3 or dst.shape != src.shape:
+        raise ValueError(f"src and dst must both be (B, 3, H, W), got {tuple(src.shape)} and {tuple(dst.shape)}")
+    _check_layout(src, "src", written=False)
+    _check_layout(dst, "dst", written=True)
+    if _overlap(src, dst):
+        raise ValueError("dst overlaps src")
+    lib = library()
+    if lib is None:
+        return False
+    b, _, h, w = src.shape
+    interleaved = dst.stride(1) == 1
+    for i in range(b):
+        si, di = src[i], dst[i]
+        _run_rows(h, w, lambda r, n: lib.zdce_store(_plane(si, r), _plane(di, r), n, w, interleaved))
     return True
 
 

@@ -403,3 +403,46 @@ int zdce_denoise_level(const float *src, const float *guide, float *dst, int hei
     free(inv);
     return 0;
 }
+
+/* The first pass's guide: the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of
+ * rows [row0, row0 + rows) of the 3 planes of src (height x width contiguous floats) into dst.
+ * Returns 0, or BAD_ARGS for rows outside [0, height). */
+int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
+    if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
+    const int64_t plane = (int64_t)height * width;
+    for (int c = 0; c < 3; c++) {
+        for (int r = row0; r < row0 + rows; r++) {
+            const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
+            const float *restrict a = src + c * plane + (int64_t)up * width;
+            const float *restrict m = src + c * plane + (int64_t)r * width;
+            const float *restrict b = src + c * plane + (int64_t)down * width;
+            float *restrict o = dst + c * plane + (int64_t)r * width;
+            /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
+#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
+            if (width == 1) {
+                o[0] = COLUMN(0);
+                continue;
+            }
+            o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
+#pragma GCC ivdep
+            for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
+            o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
+#undef COLUMN
+        }
+    }
+    return 0;
+}
+
+/* Rows of float image src into dst (uint8, rounded half to even, or float), both any
+ * strides, values clamped to [0, 1]: the pipeline's last step, one pass.
+ * Returns 0, or OUT_OF_MEMORY. */
+int zdce_store(Plane src, Plane dst, int rows, int width, int interleaved) {
+    float *v = malloc(sizeof(float) * 3 * (size_t)(width > 0 ? width : 1));
+    if (!v) return OUT_OF_MEMORY;
+    for (int r = 0; r < rows; r++) {
+        load_row(&src, r, width, interleaved, v);
+        store_row(&dst, r, width, interleaved, v);
+    }
+    free(v);
+    return 0;
+}
