@@ -539,6 +539,8 @@ def enhance_files(
             return FileResult(source, target, "failed", str(exc))
         except (MemoryError, torch.OutOfMemoryError):
             return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+        except _native.KernelsUnavailableError:
+            raise  # ZERODCE_NATIVE=1 and no kernels: the whole run cannot work, not this file
         except Exception as exc:  # one file's failure, whatever it is, must not stop the batch
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
