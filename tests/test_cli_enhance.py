@@ -254,9 +254,13 @@ def test_demo_pipeline(tmp_path, checkpoints, in_process, capsys):
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     assert demo.main(["--checkpoint", str(checkpoints["zero_dce_pp"]), "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [p.name for p in inputs]
+    for folder in ("demo", "plain"):  # the defaults, and the network as trained
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [p.name for p in inputs]
     sheet = Image.open(tmp_path / "comparison.jpg")
-    assert sheet.width == 2 * demo.PANEL_WIDTH and str(tmp_path / "comparison.jpg") in capsys.readouterr().out
+    assert sheet.width == 3 * demo.PANEL_WIDTH and str(tmp_path / "comparison.jpg") in capsys.readouterr().out
+    # The default pipeline differs from the network alone (exposure and denoising).
+    default, plain = (np.asarray(Image.open(tmp_path / f / inputs[0].name)).astype(int) for f in ("demo", "plain"))
+    assert np.abs(default - plain).mean() > 1
 
 
 def damaged_exif_jpeg(path: Path) -> None:

@@ -129,7 +129,8 @@ class TestCompiledKernel:
         assert not _native.denoise_level(y, y, torch.ones(8, 8), 0.1, 1, y)  # in place
         y64 = y.double()
         assert not _native.denoise_level(y64, y64, torch.ones(8, 8).double(), 0.1, 1, torch.empty(3, 8, 8).double())
-        assert not _native.denoise_level(y, y, torch.ones(8, 7), 0.1, 1, torch.empty_like(y))
+        with pytest.raises(ValueError, match="gain must have shape"):  # a wrong call, not a kind it cannot do
+            _native.denoise_level(y, y, torch.ones(8, 7), 0.1, 1, torch.empty_like(y))
 
     @pytest.mark.parametrize("channels", [3, 24])
     def test_gain_of_the_fused_paths_equals_curve_gain(self, channels):
@@ -222,3 +223,32 @@ class TestPipeline:
         assert abs(colour.mean() - colour_off.mean()) / peak < 0.01
         if pixels.dtype == np.uint16:
             assert np.count_nonzero(colour % 257) > colour.size // 2  # 16-bit values, not 8-bit ones scaled
+
+
+class TestCompiledHelpers:
+    """The guide blur and the final store of the pipeline, compiled, against their PyTorch definitions."""
+
+    @pytest.fixture(autouse=True)
+    def native(self):
+        require_native()
+
+    @pytest.mark.parametrize("size", [(1, 1), (1, 5), (4, 1), (17, 23)])
+    def test_smooth3x3_equals_the_reference(self, size):
+        y = torch.rand(3, *size, generator=GEN)
+        out = torch.empty_like(y)
+        assert _native.smooth3x3(y, out)
+        assert (out - smooth3x3(y)).abs().max() <= 1e-6
+
+    @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+    @pytest.mark.parametrize("channels_last", [False, True])
+    def test_store_rounds_and_clamps_into_any_layout(self, dtype, channels_last):
+        y = torch.rand(2, 3, 9, 14, generator=GEN) * 1.2 - 0.1  # some values outside [0, 1]
+        dst = torch.empty(2, 9, 14, 4, dtype=dtype).permute(0, 3, 1, 2)[:, :3] if channels_last else \
+            torch.empty(2, 3, 9, 14, dtype=dtype)
+        assert _native.store(y, dst)
+        expected = y.clamp(0, 1)
+        if dtype == torch.uint8:
+            expected = expected.mul(255).round()
+        assert (dst.float() - expected).abs().max() <= (1 if dtype == torch.uint8 else 1e-7)
+        with pytest.raises(ValueError, match="overlaps"):
+            _native.store(y, y)

@@ -10,10 +10,20 @@
  * it is in L1 cache, and is written once, clamped to [0, 1] or rounded to uint8.
  * The buffer keeps the image's own channel order (planar or interleaved), so the
  * step loop runs over 3 * width contiguous floats and the compiler vectorises it.
+ *
+ * zerodce/_native.py checks every argument before calling (shapes, sizes against
+ * the padded size, strides, overlaps); the kernels still clamp every index they
+ * derive (rows and columns of the low-resolution maps, source pixels) and return
+ * BAD_ARGS for sizes that could not be right, so a wrong call cannot read or write
+ * outside the buffers those sizes describe.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/* Return codes: 0 done, -1 out of memory, -2 arguments out of range (nothing done). */
+#define OUT_OF_MEMORY (-1)
+#define BAD_ARGS (-2)
 
 /* Where an image's rows are: element strides of channel, row and column. */
 typedef struct {
@@ -141,11 +151,13 @@ static float *slope_row(float *v, int width, int buffers) { return v + 3 * (size
 /* Rows of x with full-resolution maps: `groups` RGB groups (3 * groups channels of
  * `maps`, channel stride maps.sc, group stride 3 * maps.sc), applied in turn for
  * `steps` steps. Where gain is not NULL, row r of it (row stride gain_sh floats) gets
- * the luma-weighted derivative of the curves at each pixel. Returns 0, or -1 when out of memory. */
+ * the luma-weighted derivative of the curves at each pixel. Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Plane maps, int groups, int steps,
                     float *gain, int64_t gain_sh) {
+    if (rows < 0 || width < 0 || groups < 1 || steps < 0) return BAD_ARGS;
+    if (rows == 0 || width == 0) return 0;
     float *v, **alphas;
-    if (begin(width, groups, &v, &alphas)) return -1;
+    if (begin(width, groups, &v, &alphas)) return OUT_OF_MEMORY;
     const float *m = (const float *)maps.data;
     for (int r = 0; r < rows; r++) {
         load_row(&x, r, width, interleaved, v);
@@ -164,14 +176,19 @@ int zdce_apply_maps(Plane x, Plane out, int rows, int width, int interleaved, Pl
 }
 
 /* Where output column j reads the low-resolution maps: columns j0[j], j0[j] + step[j] with
- * weight w1[j] on the second, as F.interpolate(mode="linear", align_corners=True) computes them. */
+ * weight w1[j] on the second, as F.interpolate(mode="linear", align_corners=True) computes them.
+ * Columns past the padded width (which a right call never has) read the last map column. */
 static void stretch_columns(int sw, int padded_w, int width, int *j0, int *step, float *w1) {
     const float scale = padded_w > 1 ? (float)(sw - 1) / (float)(padded_w - 1) : 0.0f;
     for (int j = 0; j < width; j++) {
         const float src = scale * (float)j;
         j0[j] = (int)src;
-        step[j] = j0[j] < sw - 1;
         w1[j] = src - (float)j0[j];
+        if (j0[j] >= sw - 1) {
+            j0[j] = sw - 1;
+            w1[j] = 0.0f;
+        }
+        step[j] = j0[j] < sw - 1;
     }
 }
 
@@ -189,15 +206,19 @@ static void stretch_row(const float *small, int sh, int sw, int row, int width, 
  * (3 * groups x sh x sw, contiguous), bilinearly stretched (align_corners) over
  * the padded size padded_h x padded_w; the RGB groups are applied in turn for
  * `steps` steps. x and out (and gain, as for zdce_apply_maps) point at row row_start.
- * Returns 0, or -1 when out of memory. */
+ * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved, const float *small, int groups,
                        int sh, int sw, int padded_h, int padded_w, int row_start, int steps, float *gain,
                        int64_t gain_sh) {
+    if (rows < 0 || width < 0 || groups < 1 || sh < 1 || sw < 1 || padded_h < 1 || padded_w < 1 || row_start < 0
+        || steps < 0)
+        return BAD_ARGS;
+    if (rows == 0 || width == 0) return 0;
     float *v, **bufs;
     int *columns = malloc(sizeof(int) * 2 * (size_t)width);
     if (!columns || begin(width, 3 * groups + 1, &v, &bufs)) {
         free(columns);
-        return -1;
+        return OUT_OF_MEMORY;
     }
     /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
     float **above = bufs + groups, **below = bufs + 2 * groups, *w1 = bufs[3 * groups];
@@ -209,6 +230,7 @@ int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved,
         const double src = (double)(row_start + r) * scale;
         int i0 = (int)floor(src);
         if (i0 > sh - 1) i0 = sh - 1;
+        if (i0 < 0) i0 = 0;
         const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
         const float fy = (float)(src - i0);
         for (int g = 0; g < groups; g++) {
@@ -255,14 +277,15 @@ static inline void source(int i, int factor, int n, int *i0, int *i1, float *w) 
     const double src = (i + 0.5) * factor - 0.5;
     const int lo = (int)floor(src);
     *w = (float)(src - lo);
-    *i0 = lo < n - 1 ? lo : n - 1;
-    *i1 = lo + 1 < n - 1 ? lo + 1 : n - 1;
+    *i0 = lo < 0 ? 0 : lo < n - 1 ? lo : n - 1;
+    *i1 = lo + 1 < 0 ? 0 : lo + 1 < n - 1 ? lo + 1 : n - 1;
 }
 
 /* Downscale `channels` planes of x (height x width) by `factor` into out
  * (channels x ceil(height / factor) x ceil(width / factor), contiguous float),
- * reading only the 2 x 2 pixels around each output pixel. */
-void zdce_downscale(Plane x, int channels, int height, int width, int factor, float *out) {
+ * reading only the 2 x 2 pixels around each output pixel. Returns 0, or BAD_ARGS. */
+int zdce_downscale(Plane x, int channels, int height, int width, int factor, float *out) {
+    if (channels < 0 || height < 0 || width < 0 || factor < 1) return BAD_ARGS;
     const int oh = (height + factor - 1) / factor, ow = (width + factor - 1) / factor;
     for (int i = 0; i < oh; i++) {
         int r0, r1;
@@ -280,6 +303,7 @@ void zdce_downscale(Plane x, int channels, int height, int width, int factor, fl
             }
         }
     }
+    return 0;
 }
 
 /* Biweights below this are dropped (their squares, < 1e-8, do not change the result): tiny
@@ -345,12 +369,14 @@ static inline __attribute__((always_inline)) void denoise_span(
  * (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's biweight), d2 being the
  * squared colour distance between tap and centre in `guide` (laid out as src; src itself,
  * or a smoothed copy) and h = hscale * sqrt(max(gain^2 - 1, 0)) at the centre (gain:
- * height x width floats); h = 0 keeps the centre value. Returns 0, or -1 when out of memory. */
+ * height x width floats); h = 0 keeps the centre value.
+ * Returns 0, -1 when out of memory, or BAD_ARGS for rows outside [0, height). */
 int zdce_denoise_level(const float *src, const float *guide, float *dst, int height, int width, const float *gain,
                        float hscale, int dilation, int row0, int rows) {
+    if (height < 0 || width < 0 || dilation < 0 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
     const int64_t plane = (int64_t)height * width;
     float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
-    if (!inv) return -1;
+    if (!inv) return OUT_OF_MEMORY;
     const int d = dilation;
     /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
     const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
@@ -375,5 +401,48 @@ int zdce_denoise_level(const float *src, const float *guide, float *dst, int hei
 #undef DENOISE_ROW
     }
     free(inv);
+    return 0;
+}
+
+/* The first pass's guide: the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of
+ * rows [row0, row0 + rows) of the 3 planes of src (height x width contiguous floats) into dst.
+ * Returns 0, or BAD_ARGS for rows outside [0, height). */
+int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
+    if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
+    const int64_t plane = (int64_t)height * width;
+    for (int c = 0; c < 3; c++) {
+        for (int r = row0; r < row0 + rows; r++) {
+            const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
+            const float *restrict a = src + c * plane + (int64_t)up * width;
+            const float *restrict m = src + c * plane + (int64_t)r * width;
+            const float *restrict b = src + c * plane + (int64_t)down * width;
+            float *restrict o = dst + c * plane + (int64_t)r * width;
+            /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
+#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
+            if (width == 1) {
+                o[0] = COLUMN(0);
+                continue;
+            }
+            o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
+#pragma GCC ivdep
+            for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
+            o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
+#undef COLUMN
+        }
+    }
+    return 0;
+}
+
+/* Rows of float image src into dst (uint8, rounded half to even, or float), both any
+ * strides, values clamped to [0, 1]: the pipeline's last step, one pass.
+ * Returns 0, or OUT_OF_MEMORY. */
+int zdce_store(Plane src, Plane dst, int rows, int width, int interleaved) {
+    float *v = malloc(sizeof(float) * 3 * (size_t)(width > 0 ? width : 1));
+    if (!v) return OUT_OF_MEMORY;
+    for (int r = 0; r < rows; r++) {
+        load_row(&src, r, width, interleaved, v);
+        store_row(&dst, r, width, interleaved, v);
+    }
+    free(v);
     return 0;
 }

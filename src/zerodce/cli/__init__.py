@@ -38,7 +38,7 @@ from zerodce import __version__
 from zerodce._checks import ZerodceError
 
 #: Subcommand modules of ``zerodce.cli``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("enhance", "video", "eval", "train", "export", "bench")
+COMMANDS: tuple[str, ...] = ("enhance", "video", "eval", "train", "export", "serve", "bench")
 
 
 class CommandError(ZerodceError):

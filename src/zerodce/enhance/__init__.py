@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zerodce import _native
 from zerodce._checks import InputError, check_image_tensor
 from zerodce._device import resolve_device
 from zerodce.curves import apply_curves_fused, apply_low_res_curves
@@ -445,6 +446,8 @@ def _scaled(maps: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
 
 def _store(y: torch.Tensor, target: torch.Tensor) -> None:
     """Float ``y`` in [0, 1] into ``target`` of its dtype: uint8 rounded half to even, as ``zerodce.io`` does."""
+    if _native.store(y, target):
+        return
     if target.dtype == torch.uint8:
         target.copy_(y.mul(255.0).round_().clamp_(0.0, 255.0))
     else:
@@ -536,6 +539,8 @@ def enhance_files(
             return FileResult(source, target, "failed", str(exc))
         except (MemoryError, torch.OutOfMemoryError):
             return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+        except _native.KernelsUnavailableError:
+            raise  # ZERODCE_NATIVE=1 and no kernels: the whole run cannot work, not this file
         except Exception as exc:  # one file's failure, whatever it is, must not stop the batch
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__

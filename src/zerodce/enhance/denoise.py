@@ -201,7 +201,12 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
             if widest / 2**k < MIN_RANGE:
                 break  # this pass and the finer-ranged ones after it could not move a pixel visibly
             dst = buffers[k % 2]
-            guide = smooth3x3(src) if k == 0 else src
+            if k == 0:
+                guide = torch.empty_like(src)
+                if not _native.smooth3x3(src, guide):
+                    guide = smooth3x3(src)
+            else:
+                guide = src
             if not _native.denoise_level(src, guide, g, hscale, 2**k, dst):
                 dst.copy_(denoise_level(src, g, hscale, 2**k, guide))
             src = dst

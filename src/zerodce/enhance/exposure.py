@@ -16,9 +16,13 @@ on how under-exposed the input is, measured in photographic stops:
   System middle grey is zone V and two stops under is zone III, "average dark
   materials, with full texture": a scene that averages there is a deliberate
   low-key photo (dusk, a dim room), not a failed one.
-* From :data:`UNDER_EXPOSED` stops under (zone II, "first suggestion of
-  texture"), the photo as a whole is under-exposed and is lifted to middle
-  grey. In between, the correction fades in smoothly (a smoothstep in ``u``).
+* From :data:`UNDER_EXPOSED` stops under (zone I, "near black"), the photo as a
+  whole is under-exposed and is lifted to middle grey.
+* In between, the result goes from 2 stops under to middle grey along a
+  straight line in stops: ``u_out = UNDER_EXPOSED - u``. Its slope is -1, and
+  everywhere else 0 or 1: a change of the scene's brightness (a light in a
+  video, a cloud) is never amplified, only passed on, inverted or absorbed. (A
+  steeper fade would turn a 1% flicker of the input into a larger one.)
 
 The lift is at most :data:`MAX_LIFT` stops (a photo 7 stops under is brought to
 1 stop under), and ``s`` never exceeds :data:`MAX_STRENGTH` (twice the model as
@@ -42,8 +46,9 @@ from zerodce.curves import LUMA_WEIGHTS, apply_curves
 MIDDLE_GREY = 0.18
 #: Stops under middle grey a photo may be and still count as exposed as intended (zone III).
 EXPOSURE_LATITUDE = 2.0
-#: Stops under middle grey from which a photo is fully corrected to middle grey (zone II).
-UNDER_EXPOSED = 3.0
+#: Stops under middle grey from which a photo is fully corrected to middle grey (zone I);
+#: twice the latitude, so the fade between them has slope -1 in stops.
+UNDER_EXPOSED = 2 * EXPOSURE_LATITUDE
 #: Largest lift, in stops: half of what 8-bit sRGB spans (1/255 to 1 is about 12 stops).
 MAX_LIFT = 6.0
 #: Largest automatic strength.
@@ -87,6 +92,10 @@ def stops_under_middle_grey(mean_luma: float) -> float:
 def target_brightness(mean_luma: float) -> float:
     """The mean sRGB luma the enhanced image should have, for an input of mean luma ``mean_luma``.
 
+    In stops under middle grey, ``u -> u`` up to :data:`EXPOSURE_LATITUDE`, then
+    ``UNDER_EXPOSED - u`` down to 0 (middle grey), then 0, and never more than
+    :data:`MAX_LIFT` stops of lift.
+
     Example:
         >>> target_brightness(0.05) == target_brightness(0.1)  # under-exposed: both to middle grey
         True
@@ -94,11 +103,10 @@ def target_brightness(mean_luma: float) -> float:
         (0.35, 0.8)
     """
     u = stops_under_middle_grey(mean_luma)
-    t = min(max((u - EXPOSURE_LATITUDE) / (UNDER_EXPOSED - EXPOSURE_LATITUDE), 0.0), 1.0)
-    correction = t * t * (3.0 - 2.0 * t)
-    if correction == 0.0:
+    if u <= EXPOSURE_LATITUDE:
         return mean_luma
-    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -max(u * (1.0 - correction), u - MAX_LIFT))
+    after = max(UNDER_EXPOSED - u, 0.0, u - MAX_LIFT)  # stops under middle grey after the lift
+    return linear_to_srgb(MIDDLE_GREY * 2.0 ** -after)
 
 
 def mean_luma(x: torch.Tensor) -> torch.Tensor:
