@@ -199,6 +199,21 @@ def test_phone_mpo_comes_back_as_jpeg(server):
     assert 'filename="IMG_0001_enhanced.jpg"' in reply.headers["content-disposition"]
 
 
+def test_phone_heic_comes_back_as_heic(server):
+    require("pillow_heif")
+    from test_io_formats import make_heic
+
+    pixels = dark_pixels()
+    reply = server.post_file(make_heic(pixels, orientation=6), filename="IMG_0002.HEIC")
+    assert reply.status == 200 and reply.headers["content-type"] == "image/heif"
+    assert 'filename="IMG_0002_enhanced.heic"' in reply.headers["content-disposition"]
+    back = read_image(reply.body)
+    assert back.format == "HEIF" and back.pixels.shape == (64, 48, 3)  # upright
+    assert back.pixels.mean() > pixels.mean() + 5
+    converted = server.post_file(encode(pixels, "JPEG"), filename="x.jpg", query="?format=heic")
+    assert converted.status == 200 and read_image(converted.body).format == "HEIF"
+
+
 def test_raw_body(server):
     reply = server.post_raw(encode(dark_pixels(), "JPEG"), "image/jpeg", query="?format=webp")
     assert reply.status == 200 and reply.headers["content-type"] == "image/webp"
