@@ -96,6 +96,14 @@ class TestShards:
         assert main(["enhance", str(library), "--shard", "0/2"]) == 2
         assert "under torchrun" in capsys.readouterr().err
 
+    def test_rank_without_torchrun_is_one_line(self, library, monkeypatch, in_process, capsys):
+        monkeypatch.setenv("RANK", "0")
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.delenv("MASTER_ADDR", raising=False)
+        assert main(["enhance", str(library)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "torch.distributed cannot start" in err[0] and "--shard" in err[0], err
+
     def test_environment(self):
         assert batch.shard_from_environment({}) is None
         with pytest.raises(InputError, match="torchrun"):

@@ -206,11 +206,18 @@ class Summary:
 
 
 def init_distributed() -> None:
-    """Join the torchrun process group (gloo, over the ``MASTER_ADDR``/``MASTER_PORT`` torchrun sets)."""
+    """Join the torchrun process group (gloo, over the ``MASTER_ADDR``/``MASTER_PORT`` torchrun sets);
+    :class:`~zerodce._checks.InputError` in one line if the environment cannot start one."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    if dist.is_initialized():
+        return
+    try:
         dist.init_process_group("gloo", timeout=DISTRIBUTED_TIMEOUT)
+    except (ValueError, RuntimeError) as exc:  # e.g. RANK and WORLD_SIZE set by hand, without MASTER_ADDR
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"RANK and WORLD_SIZE are set, as torchrun does, but torch.distributed cannot start "
+                         f"({reason}); launch with torchrun, or unset them and use --shard K/N") from None
 
 
 def gather_summaries(summary: Summary) -> list[Summary]:
