@@ -132,12 +132,15 @@ def manifest_path(path: str | os.PathLike, shard: Shard | None) -> Path:
     return path if shard is None else path.with_name(f"{path.stem}.{shard.index}{path.suffix}")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
+def sha256_file(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of a file's bytes, in hex; ``None`` if it cannot be read (an existing output of mode 000)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
     return digest.hexdigest()
 
 

@@ -26,9 +26,8 @@ from tqdm import tqdm
 
 from zerodce import batch
 from zerodce._atomic import remove_stale_temporaries
-from zerodce._checks import InputError
 from zerodce.cli import CommandError, UsageError, set_torch_threads
-from zerodce.cli._options import (add_enhancer_options, add_max_pixels_option, add_overwrite_option,
+from zerodce.cli._options import (_argparse_type, add_enhancer_options, add_max_pixels_option, add_overwrite_option,
                                  enhancer_from_args, int_range)
 from zerodce.enhance import enhance_files
 from zerodce.io import (EXTENSIONS, FORMATS, IMAGE_SUFFIXES, RAW_FORMATS, ImageError, output_format, read_image,
@@ -45,7 +44,7 @@ examples:
   zerodce enhance "shots/*.png" --format jpg --quality 90 -o out/
   cat dark.jpg | zerodce enhance - > bright.jpg
   zerodce enhance library/ -o out/ --shard 0/4 --manifest run.jsonl    one of 4 machines (writes run.0.jsonl)
-  torchrun --nproc_per_node 8 -m zerodce enhance library/ -o out/      one process per GPU
+  torchrun --nproc_per_node 8 -m zerodce.cli enhance library/ -o out/  one process per GPU
 """
 
 
@@ -73,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_max_pixels_option(parser)
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
-    parser.add_argument("--shard", type=_shard, metavar="K/N",
+    parser.add_argument("--shard", type=_argparse_type(batch.parse_shard), metavar="K/N",
                         help="take part K (0 to N-1) of N of the inputs, chosen from each file's relative path, so "
                              "N processes or machines given the same inputs share them without talking "
                              "(under torchrun: RANK/WORLD_SIZE)")
@@ -81,13 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="append one JSON line per input as it finishes (source, target, status, reason, "
                              "megapixels, seconds, sha256); FILE.K.jsonl for shard K")
     parser.set_defaults(func=run)
-
-
-def _shard(text: str) -> batch.Shard:
-    try:
-        return batch.parse_shard(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @dataclass

@@ -48,7 +48,8 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
 
     Everything Pillow reads, plus HEIC/HEIF (the ``heif`` extra; 10- and 12-bit files
     give ``uint16`` pixels) and camera RAW files, known by their path's extension
-    (:data:`RAW_FORMATS`; not bytes or streams), demosaiced to 16-bit sRGB with the camera's white balance (the ``raw`` extra).
+    (:data:`RAW_FORMATS`; not bytes or streams), demosaiced to 16-bit sRGB with the
+    camera's white balance (the ``raw`` extra).
 
     Args:
         source: a path, the file's bytes, or a binary stream.
@@ -80,9 +81,7 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
                 return _read_raw(file, raw_format, max_pixels)
         with open_pil(source) as im:
             return _decode(im, source, max_pixels, name)
-    except ImageError as exc:
-        raise ImageError(f"cannot read {name}: {exc}") from None
-    except MissingExtraError as exc:
+    except (ImageError, MissingExtraError) as exc:
         raise ImageError(f"cannot read {name}: {exc}") from None
     except FileNotFoundError:
         raise ImageError(f"cannot read {name}: no such file") from None
