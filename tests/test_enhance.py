@@ -152,8 +152,9 @@ class TestValues:
         with pytest.raises(TypeError, match="numpy array"):
             enhancer.enhance([[0, 1]])
 
-    def test_reentrant_across_threads(self, enhancer):
-        images = [dark((20 + i, 30, 3)) for i in range(6)]
+    @staticmethod
+    def assert_threads_equal_sequential(enhancer: Enhancer, images: list[np.ndarray]) -> None:
+        """Each image enhanced on its own thread, all at once, equals one at a time."""
         expected = [enhancer.enhance(im) for im in images]
         results = [None] * len(images)
 
@@ -168,23 +169,13 @@ class TestValues:
         for got, want in zip(results, expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
+    def test_reentrant_across_threads(self, enhancer):
+        self.assert_threads_equal_sequential(enhancer, [dark((20 + i, 30, 3)) for i in range(6)])
+
     def test_one_enhancer_serves_eight_threads_on_large_images(self):
-        """The default pipeline (strength auto, denoising, bands) from 8 threads at once equals one at a time."""
+        """The default pipeline (strength auto, denoising, bands) from 8 threads at once."""
         shared = Enhancer("zero_dce_pp", device="cpu", tile=256)
-        images = [dark((600 + 16 * i, 700, 3)) for i in range(8)]
-        expected = [shared.enhance(im) for im in images]
-        results = [None] * len(images)
-
-        def work(i):
-            results[i] = shared.enhance(images[i])
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(images))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for got, want in zip(results, expected, strict=True):
-            np.testing.assert_array_equal(got, want)
+        self.assert_threads_equal_sequential(shared, [dark((600 + 16 * i, 700, 3)) for i in range(8)])
 
     def test_settings_are_frozen(self, enhancer):
         with pytest.raises(AttributeError):

@@ -97,6 +97,20 @@ class CurveModel(Protocol):
     def eval(self) -> "CurveModel": ...
 
 
+def _parse_setting(value: str | float, name: str, words: tuple[str, ...]) -> str | float:
+    """One of ``words`` (any case) or a finite number >= 0; :class:`~zerodce._checks.InputError` otherwise."""
+    if isinstance(value, str) and value.strip().lower() in words:
+        return value.strip().lower()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        allowed = ", ".join(repr(w) for w in words)
+        raise InputError(f"{name} must be {allowed} or a number >= 0, got {value!r}")
+    return number
+
+
 def parse_strength(value: str | float) -> Strength:
     """``"auto"`` or a number >= 0, from user input (CLI, HTTP); :class:`~zerodce._checks.InputError` (a
     ``ValueError``) with a one-line reason otherwise.
@@ -105,15 +119,7 @@ def parse_strength(value: str | float) -> Strength:
         >>> parse_strength("auto"), parse_strength("1.5")
         ('auto', 1.5)
     """
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise InputError(f"strength must be 'auto' or a number >= 0, got {value!r}")
-    return number
+    return _parse_setting(value, "strength", ("auto",))  # type: ignore[return-value]
 
 
 def parse_denoise(value: str | float) -> Denoise:
@@ -123,15 +129,7 @@ def parse_denoise(value: str | float) -> Denoise:
         >>> parse_denoise("off"), parse_denoise("AUTO"), parse_denoise("2")
         ('off', 'auto', 2.0)
     """
-    if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
-        return value.strip().lower()  # type: ignore[return-value]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise InputError(f"denoise must be 'auto', 'off' or a level >= 0, got {value!r}")
-    return number
+    return _parse_setting(value, "denoise", ("auto", "off"))  # type: ignore[return-value]
 
 
 def _denoise_level(setting: Denoise) -> float:
