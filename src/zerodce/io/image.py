@@ -15,7 +15,7 @@ from zerodce._checks import ZerodceError
 #: about 13,000 x 13,000. Larger images are refused as probable decompression bombs.
 DEFAULT_MAX_PIXELS = 178_956_970
 
-#: Output formats by file extension. AVIF where this Pillow has it (Pillow 11.3 and later builds);
+#: Output formats by file extension. AVIF where this Pillow's build has it (recent wheels do);
 #: HEIC/HEIF through pillow-heif (the ``heif`` extra).
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
            ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF", **({".avif": "AVIF"} if features.check("avif") else {})}
