@@ -163,8 +163,10 @@ class TestManifest:
         assert main(args) == 1  # the broken file is tried again
         second = manifest_lines(manifest)[21:]
         assert sorted(line["status"] for line in second) == ["failed"] + ["skipped"] * 20
-        done = {line["source"]: line["sha256"] for line in first if line["status"] == "done"}
-        assert {line["source"]: line["sha256"] for line in second if line["status"] == "skipped"} == done
+        done = {line["source"]: line["target"] for line in first if line["status"] == "done"}
+        skipped = [line for line in second if line["status"] == "skipped"]
+        assert {line["source"]: line["target"] for line in skipped} == done
+        assert all(line["reason"] == "output exists" and line["sha256"] is None for line in skipped)
 
     def test_a_line_cut_short_by_a_kill_is_ended(self, tmp_path):
         path = tmp_path / "run.jsonl"

@@ -10,7 +10,7 @@ gives: ``torchrun`` sets ``RANK`` and ``WORLD_SIZE``.
 
 **Manifest.** :class:`Manifest` writes one JSON line per input as it finishes
 (``source``, ``target``, ``status`` done/skipped/failed, ``reason``, ``megapixels``,
-``seconds``, ``sha256`` of the output), flushed line by line, so a run killed
+``seconds``, ``sha256`` of the output written), flushed line by line, so a run killed
 half-way leaves the lines of what it finished. The file is appended to: a re-run
 adds its own lines (the outputs it skips as ``skipped``), and the last line of a
 source is its state. One file per shard (:func:`manifest_path`), so no two
@@ -132,15 +132,12 @@ def manifest_path(path: str | os.PathLike, shard: Shard | None) -> Path:
     return path if shard is None else path.with_name(f"{path.stem}.{shard.index}{path.suffix}")
 
 
-def sha256_file(path: str | os.PathLike) -> str | None:
-    """The SHA-256 of a file's bytes, in hex; ``None`` if it cannot be read (an existing output of mode 000)."""
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
     digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
     return digest.hexdigest()
 
 
