@@ -391,3 +391,59 @@ class TestSymbolicLinks:
         assert "2 done, 0 skipped, 1 failed" in done.stderr
         assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
             "a/x.png", "x.png"]
+
+
+class TestPhoneAndCameraFiles:
+    """HEIC and camera RAW through the command: default output formats, --format heic, 16 bits."""
+
+    def test_heic_in_heic_out_and_format_heic(self, tmp_path, checkpoints, in_process):
+        from test_io_formats import make_heic, marker
+
+        (tmp_path / "IMG_0001.HEIC").write_bytes(make_heic(marker(), orientation=6))
+        write_image(tmp_path / "deep.png", dark((20, 24, 3), np.uint16))
+        out = tmp_path / "out"
+        assert main(["enhance", str(tmp_path / "IMG_0001.HEIC"), str(tmp_path / "deep.png"), "-o", str(out),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        phone = read_image(out / "IMG_0001.HEIC")
+        assert phone.format == "HEIF" and phone.pixels.shape == (64, 48, 3)  # upright, as the phone showed it
+        assert phone.pixels.mean() > read_image(tmp_path / "IMG_0001.HEIC").pixels.mean() + 5
+        assert main(["enhance", str(tmp_path / "deep.png"), "-o", str(out / "heic"), "--format", "heic",
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        deep = read_image(out / "heic" / "deep.heic")
+        assert deep.format == "HEIF" and deep.pixels.dtype == np.uint16  # 16-bit input: a 10-bit HEIC
+
+    def test_raw_becomes_16bit_tiff(self, tmp_path, checkpoints, in_process, capsys):
+        from test_io_formats import make_dng
+
+        (tmp_path / "raw").mkdir()
+        make_dng(tmp_path / "raw" / "DSC_0001.dng")
+        make_dng(tmp_path / "raw" / "DSC_0002.NEF")
+        assert main(["enhance", str(tmp_path / "raw"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        assert "2 done" in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["DSC_0001.tif", "DSC_0002.tif"]
+        out = read_image(tmp_path / "out" / "DSC_0001.tif")
+        assert out.format == "TIFF" and out.pixels.dtype == np.uint16 and out.pixels.shape == (64, 96, 3)
+        assert out.pixels.mean() > read_image(tmp_path / "raw" / "DSC_0001.dng").pixels.mean() * 1.1
+        # Beside the input, and --format as usual.
+        assert main(["enhance", str(tmp_path / "raw" / "DSC_0001.dng"), "--format", "png",
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 0
+        assert read_image(tmp_path / "raw" / "DSC_0001_enhanced.png").pixels.dtype == np.uint16
+
+    def test_phone_mpo_on_stdin_comes_back_jpeg(self, checkpoints):
+        frames = [Image.fromarray(dark((16, 20, 3))) for _ in range(2)]
+        buffer = io.BytesIO()
+        frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:])
+        result = zerodce_cli("enhance", "-", "--checkpoint", checkpoints["zero_dce_pp"], stdin=buffer.getvalue())
+        assert result.returncode == 0, result.stderr.decode()
+        assert Image.open(io.BytesIO(result.stdout)).format == "JPEG"
+
+    def test_symlink_loop_inside_a_folder_is_named(self, tmp_path, checkpoints, in_process, capsys):
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        (tmp_path / "loop.png").symlink_to("loop.png")
+        (tmp_path / "gone.png").symlink_to("nowhere.png")
+        assert main(["enhance", str(tmp_path), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoints["zero_dce_pp"])]) == 1
+        err = capsys.readouterr().err
+        assert "loop.png: Too many levels of symbolic links" in err and "gone.png: no such file" in err
+        assert "1 done, 0 skipped, 2 failed" in err

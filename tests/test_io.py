@@ -19,6 +19,7 @@ from zerodce._atomic import atomic_file, atomic_path
 from zerodce.io import (
     FORMATS,
     IMAGE_SUFFIXES,
+    RAW_FORMATS,
     ExifWarning,
     ImageData,
     ImageError,
@@ -351,7 +352,7 @@ def test_one_list_of_image_suffixes():
     import zerodce.cli.enhance
     import zerodce.data
 
-    assert set(IMAGE_SUFFIXES) == set(FORMATS) and zerodce.data.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert set(IMAGE_SUFFIXES) == set(FORMATS) | set(RAW_FORMATS) and zerodce.data.IMAGE_SUFFIXES is IMAGE_SUFFIXES
     assert "IMAGE_EXTENSIONS" not in vars(zerodce.cli.enhance)  # the CLI's own copy is gone
 
 

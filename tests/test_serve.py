@@ -193,10 +193,25 @@ def test_phone_mpo_comes_back_as_jpeg(server):
     frames = [Image.fromarray(dark_pixels(seed=i)) for i in range(2)]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:])
-    assert read_image(buffer.getvalue()).format == "MPO"
+    assert read_image(buffer.getvalue()).format == "JPEG"  # a JPEG with more frames, read as one
     reply = server.post_file(buffer.getvalue(), filename="IMG_0001.JPG")
     assert reply.status == 200 and reply.headers["content-type"] == "image/jpeg"
     assert 'filename="IMG_0001_enhanced.jpg"' in reply.headers["content-disposition"]
+
+
+def test_phone_heic_comes_back_as_heic(server):
+    require("pillow_heif")
+    from test_io_formats import make_heic
+
+    pixels = dark_pixels()
+    reply = server.post_file(make_heic(pixels, orientation=6), filename="IMG_0002.HEIC")
+    assert reply.status == 200 and reply.headers["content-type"] == "image/heif"
+    assert 'filename="IMG_0002_enhanced.heic"' in reply.headers["content-disposition"]
+    back = read_image(reply.body)
+    assert back.format == "HEIF" and back.pixels.shape == (64, 48, 3)  # upright
+    assert back.pixels.mean() > pixels.mean() + 5
+    converted = server.post_file(encode(pixels, "JPEG"), filename="x.jpg", query="?format=heic")
+    assert converted.status == 200 and read_image(converted.body).format == "HEIF"
 
 
 def test_raw_body(server):

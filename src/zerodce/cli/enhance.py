@@ -5,6 +5,10 @@ under ``-o`` (a file for one input, else a folder, where folder inputs keep
 their relative paths). An output never replaces an input; existing outputs are
 skipped unless ``--overwrite``. Exit code 0 if every input succeeded, 1 if any
 failed (each listed with its reason), 2 for usage errors.
+
+Large libraries: ``--shard K/N`` (or a ``torchrun`` launch) takes one part of the
+inputs, ``--manifest`` records each file as it finishes, and a re-run picks up
+where a killed one stopped (see :mod:`zerodce.batch`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from zerodce import batch
+from zerodce._atomic import remove_stale_temporaries
 from zerodce.cli import CommandError, UsageError, set_torch_threads
-from zerodce.cli._options import (add_enhancer_options, add_max_pixels_option, add_overwrite_option,
+from zerodce.cli._options import (_argparse_type, add_enhancer_options, add_max_pixels_option, add_overwrite_option,
                                  enhancer_from_args, int_range)
 from zerodce.enhance import enhance_files
-from zerodce.io import EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageError, read_image, write_image
+from zerodce.io import (EXTENSIONS, FORMATS, IMAGE_SUFFIXES, RAW_FORMATS, ImageError, output_format, read_image,
+                        require_codecs, write_image)
 
 DEFAULT_SUFFIX = "_enhanced"
 #: Bytes read from stdin per pixel --max-pixels allows (16-bit RGBA, uncompressed), plus room for metadata.
@@ -36,6 +43,8 @@ examples:
   zerodce enhance photos/ -o bright/            keeps photos/'s subfolders in bright/
   zerodce enhance "shots/*.png" --format jpg --quality 90 -o out/
   cat dark.jpg | zerodce enhance - > bright.jpg
+  zerodce enhance library/ -o out/ --shard 0/4 --manifest run.jsonl    one of 4 machines (writes run.0.jsonl)
+  torchrun --nproc_per_node 8 -m zerodce.cli enhance library/ -o out/  one process per GPU
 """
 
 
@@ -63,16 +72,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_max_pixels_option(parser)
     parser.add_argument("--workers", type=int_range(1), default=2, metavar="N",
                         help="files processed at once, each on its own thread (default: %(default)s)")
+    parser.add_argument("--shard", type=_argparse_type(batch.parse_shard), metavar="K/N",
+                        help="take part K (0 to N-1) of N of the inputs, chosen from each file's relative path, so "
+                             "N processes or machines given the same inputs share them without talking "
+                             "(under torchrun: RANK/WORLD_SIZE)")
+    parser.add_argument("--manifest", metavar="FILE.jsonl",
+                        help="append one JSON line per input as it finishes (source, target, status, reason, "
+                             "megapixels, seconds, sha256); FILE.K.jsonl for shard K")
     parser.set_defaults(func=run)
 
 
 @dataclass
 class Plan:
-    """Inputs resolved into work: jobs to run, outputs to skip, inputs already failed."""
+    """Inputs resolved into work: jobs to run, outputs to skip, failures found while planning.
+
+    ``keys`` holds each input's path relative to its folder (its name for a file named
+    on the command line): what ``--shard`` hashes.
+    """
 
     jobs: list[tuple[Path, Path]] = field(default_factory=list)
     skipped: list[tuple[Path, Path]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    #: ``(input, output, reason)``; ``None`` for a failure of no file (an INPUT that matches nothing).
+    failed: list[tuple[Path | None, Path | None, str]] = field(default_factory=list)
+    keys: dict[Path, str] = field(default_factory=dict)
+
+    def part(self, shard: batch.Shard) -> "Plan":
+        """The work of ``shard``; failures of no file go to part 0, so they are counted once."""
+        def mine(file: Path | None) -> bool:
+            return shard.index == 0 if file is None else shard.holds(self.keys[file])
+
+        return Plan([job for job in self.jobs if mine(job[0])], [skip for skip in self.skipped if mine(skip[0])],
+                    [fail for fail in self.failed if mine(fail[0])], self.keys)
 
 
 def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool]], str | None]:
@@ -82,9 +112,11 @@ def _expand(arg: str, exclude: Path | None) -> tuple[list[tuple[Path, Path, bool
         found = []
         for file in sorted(path.rglob("*")):
             rel = file.relative_to(path)
-            # Hidden names include our own temporary files (".name.xxx.part").
-            if (file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not any(p.startswith(".") for p in rel.parts)
-                    and not (exclude is not None and file.resolve().is_relative_to(exclude))):
+            # Hidden names include our own temporary files (".name.xxx.part"). A link to nowhere (or a loop)
+            # is kept: reading it fails, named, where leaving it out would lose it silently.
+            if (file.suffix.lower() in IMAGE_SUFFIXES and (file.is_file() or (file.is_symlink() and not file.exists()))
+                    and not any(p.startswith(".") for p in rel.parts)
+                    and not (exclude is not None and _resolve(file).is_relative_to(exclude))):
                 found.append((file, rel, True))
         return found, None if found else f"cannot read {arg}: no images in this folder"
     if path.exists() or path.is_symlink():
@@ -133,12 +165,15 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
         found, failure = _expand(arg, exclude=out_dir)
         candidates += found
         if failure:
-            result.failed.append(failure)
+            result.failed.append((None, None, failure))
+    result.keys = {file: rel.as_posix() for file, rel, _ in candidates}
 
     def target(file: Path, rel: Path) -> Path:
         if to_file:
             return out
-        ext = f".{fmt}" if fmt else (file.suffix if file.suffix.lower() in FORMATS else ".png")
+        suffix_format = RAW_FORMATS.get(file.suffix.lower())
+        ext = f".{fmt}" if fmt else (file.suffix if file.suffix.lower() in FORMATS
+                                     else EXTENSIONS[output_format(suffix_format)])
         name = rel.with_name(f"{rel.stem}{suffix}{ext}")
         return (out / name) if out is not None else file.with_name(name.name)
 
@@ -152,13 +187,13 @@ def plan(inputs: list[str], output: str | None, fmt: str | None, suffix: str | N
         key = _resolve(dst)
         if out_dir is not None and not _resolve(dst.parent).is_relative_to(out_dir):
             # A symbolic link among the output's subfolders would take the write elsewhere.
-            result.failed.append(f"cannot write {dst}: its folder leads out of {output} (a symbolic link)")
+            result.failed.append((file, dst, f"cannot write {dst}: its folder leads out of {output} (a symbolic link)"))
         elif key in resolved_inputs:
-            result.failed.append(f"cannot write {dst}: it is an input; use -o or --suffix")
+            result.failed.append((file, dst, f"cannot write {dst}: it is an input; use -o or --suffix"))
         elif key in seen:
-            result.failed.append(f"cannot write {dst}: also the output of {seen[key]}")
+            result.failed.append((file, dst, f"cannot write {dst}: also the output of {seen[key]}"))
         elif dst.is_dir():
-            result.failed.append(f"cannot write {dst}: is a folder")
+            result.failed.append((file, dst, f"cannot write {dst}: is a folder"))
         elif dst.exists() and not overwrite:
             result.skipped.append((file, dst))
             seen[key] = file
@@ -193,7 +228,7 @@ def _run_stdio(args: argparse.Namespace) -> int:
     enhancer = enhancer_from_args(args)
     try:
         image = enhancer.enhance(read_image(source, max_pixels=args.max_pixels or None))
-        fmt = args.format or (image.format if image.format in EXTENSIONS else "PNG")
+        fmt = args.format or output_format(image.format)
         write_image(sys.stdout.buffer if to_stdout else args.output, image, format=fmt, quality=args.quality)
     except ImageError as exc:
         print(f"zerodce enhance: failed: {exc}", file=sys.stderr)
@@ -203,14 +238,59 @@ def _run_stdio(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard_of_run(args: argparse.Namespace) -> batch.Shard | None:
+    """``--shard``, or the part torchrun gives this process; not both."""
+    launched = batch.shard_from_environment()
+    if launched is not None and args.shard is not None:
+        raise UsageError(f"--shard {args.shard} under torchrun, which gives this process part {launched}: "
+                         "use one or the other")
+    return launched or args.shard
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``zerodce enhance``; returns the exit code."""
     if "-" in args.inputs or args.output == "-":
+        if args.shard is not None or args.manifest:
+            raise UsageError("--shard and --manifest are for files and folders, not - (stdin/stdout)")
         return _run_stdio(args)
+    shard = _shard_of_run(args)
+    if shard is not None and shard.distributed:
+        batch.init_distributed()  # every process joins now: a launch that cannot work fails before the work
     work = plan(args.inputs, args.output, args.format, args.suffix, args.overwrite)
-    failures = list(work.failed)
+    if shard is not None:
+        work = work.part(shard)
+    require_codecs(dst for _, dst in work.jobs)  # e.g. --format heic without its extra: one line, not one per file
+    manifest = batch.Manifest(batch.manifest_path(args.manifest, shard)) if args.manifest else None
+    try:
+        summary = _enhance(args, work, shard, manifest)
+    finally:
+        if manifest is not None:
+            manifest.close()
+    label = f"shard {shard}: " if shard is not None else ""
+    _print_summary(label, summary, work.jobs[0][1] if len(work.jobs) == 1 and summary.done else None)
+    if shard is None or not shard.distributed:
+        return 1 if summary.failed else 0
+    parts = batch.gather_summaries(summary)
+    if shard.index == 0:
+        combined = batch.Summary.combined(parts)
+        _print_summary(f"all {len(parts)} shards: ", combined, None)
+        return 1 if combined.failed else 0
+    return 1 if summary.failed else 0
+
+
+def _enhance(args: argparse.Namespace, work: Plan, shard: batch.Shard | None,
+             manifest: batch.Manifest | None) -> batch.Summary:
+    """Run the planned jobs, reporting each failure and recording every input in the manifest."""
+    failures = [reason for _, _, reason in work.failed]
+    if manifest is not None:
+        for source, target, reason in work.failed:
+            manifest.record(source, target, "failed", reason=reason)
+        for source, target in work.skipped:
+            # Not hashed: a re-run of a large library must stay cheap (its outputs were hashed when written).
+            manifest.record(source, target, "skipped", reason="output exists")
     done, megapixels, start = 0, 0.0, time.perf_counter()
     if work.jobs:
+        args.device = batch.shard_device(shard, args.device)
         enhancer = enhancer_from_args(args)
         workers = min(args.workers, len(work.jobs))
         if workers > 1 and enhancer.device.type == "cpu":
@@ -218,7 +298,10 @@ def run(args: argparse.Namespace) -> int:
             set_torch_threads(torch.get_num_threads() // workers)
         for dst in {dst.parent for _, dst in work.jobs}:
             dst.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=len(work.jobs), unit="img", disable=len(work.jobs) < 2, file=sys.stderr) as bar:
+        # What a killed run was writing when it died: never complete, never to be left behind.
+        remove_stale_temporaries(dst for _, dst in work.jobs + work.skipped)
+        quiet = len(work.jobs) < 2 or (shard is not None and shard.distributed and shard.index > 0)  # one bar a terminal
+        with tqdm(total=len(work.jobs), unit="img", disable=quiet, file=sys.stderr) as bar:
             for result in enhance_files(enhancer, work.jobs, quality=args.quality,
                                         max_pixels=args.max_pixels or None, workers=workers):
                 if result.status == "done":
@@ -227,14 +310,21 @@ def run(args: argparse.Namespace) -> int:
                     bar.set_postfix_str(f"{megapixels / (time.perf_counter() - start):.3g} MP/s", refresh=False)
                 else:
                     failures.append(result.reason)
+                if manifest is not None:
+                    digest = batch.sha256_file(result.target) if result.status == "done" else None
+                    manifest.record(result.source, result.target, result.status, reason=result.reason,
+                                    megapixels=result.megapixels if result.status == "done" else None,
+                                    seconds=result.seconds, sha256=digest)
                 bar.update()
-    seconds = time.perf_counter() - start
     for reason in failures:
         print(f"zerodce enhance: failed: {reason}", file=sys.stderr)
-    rate = f", {megapixels / seconds:.3g} MP/s" if done else ""
-    hint = " (outputs exist; --overwrite redoes them)" if work.skipped else ""
-    print(f"zerodce enhance: {done} done, {len(work.skipped)} skipped{hint}, {len(failures)} failed "
-          f"in {seconds:.1f} s{rate}", file=sys.stderr)
-    if len(work.jobs) == 1 and done:
-        print(f"zerodce enhance: wrote {work.jobs[0][1]}", file=sys.stderr)
-    return 1 if failures else 0
+    return batch.Summary(done, len(work.skipped), len(failures), megapixels, time.perf_counter() - start)
+
+
+def _print_summary(label: str, summary: batch.Summary, wrote: Path | None) -> None:
+    rate = f", {summary.megapixels / summary.seconds:.3g} MP/s" if summary.done and summary.seconds else ""
+    hint = " (outputs exist; --overwrite redoes them)" if summary.skipped else ""
+    print(f"zerodce enhance: {label}{summary.done} done, {summary.skipped} skipped{hint}, {summary.failed} failed "
+          f"in {summary.seconds:.1f} s{rate}", file=sys.stderr)
+    if wrote:
+        print(f"zerodce enhance: wrote {wrote}", file=sys.stderr)

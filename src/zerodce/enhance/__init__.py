@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -506,6 +507,8 @@ class FileResult:
     status: Literal["done", "failed"]
     reason: str = ""
     megapixels: float = 0.0
+    #: Wall time of this file: reading, enhancing and writing.
+    seconds: float = 0.0
 
 
 Job = tuple[Union[str, Path], Union[str, Path]]
@@ -531,19 +534,22 @@ def enhance_files(
     """
 
     def one(source: str | Path, target: str | Path) -> FileResult:
+        start = time.perf_counter()
         try:
             image = enhancer.enhance_file(source, target, quality=quality, max_pixels=max_pixels)
         except ImageError as exc:
-            return FileResult(source, target, "failed", str(exc))
+            reason = str(exc)
         except (MemoryError, torch.OutOfMemoryError):
-            return FileResult(source, target, "failed", f"cannot enhance {source}: out of memory; try a smaller --tile")
+            reason = f"cannot enhance {source}: out of memory; try a smaller --tile"
         except _native.KernelsUnavailableError:
             raise  # ZERODCE_NATIVE=1 and no kernels: the whole run cannot work, not this file
         except Exception as exc:  # one file's failure, whatever it is, must not stop the batch
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
-            return FileResult(source, target, "failed", f"cannot enhance {source}: unexpected error ({detail})")
-        return FileResult(source, target, "done", megapixels=image.megapixels)
+            reason = f"cannot enhance {source}: unexpected error ({detail})"
+        else:
+            return FileResult(source, target, "done", megapixels=image.megapixels, seconds=time.perf_counter() - start)
+        return FileResult(source, target, "failed", reason, seconds=time.perf_counter() - start)
 
     jobs = iter(jobs)
     with ThreadPoolExecutor(max(1, workers)) as pool:

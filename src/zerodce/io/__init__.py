@@ -22,6 +22,14 @@ ICC profile is dropped, as it no longer applies). Pillow stores 16-bit colour as
 8-bit, so 16-bit colour PNG/TIFF files are decoded with PyAV (the ``video``
 extra) and written by the small PNG and TIFF writers of :mod:`zerodce.io.codecs`.
 
+Phone and camera formats: HEIC/HEIF is read and written through pillow-heif (the
+``heif`` extra; 10-bit files read as ``uint16``, 16-bit pixels are written as 10-bit
+HEIC), AVIF through Pillow where its build has it, and camera RAW (DNG, CR2, CR3,
+NEF, ARW, RAF, ORF, RW2; by file extension) is read through rawpy (the ``raw``
+extra): demosaiced to 16-bit sRGB with the camera's white balance, written as
+16-bit TIFF by default (:func:`output_format`). A missing extra is a one-line
+:class:`ImageError` naming the ``pip install`` command.
+
 :func:`pixels_to_tensor` and :func:`tensor_to_pixels` convert between these
 arrays and the ``(1, 3, H, W)`` float tensors the models take.
 
@@ -38,9 +46,11 @@ Example:
     (2, 3, 4)
 """
 
-from zerodce.io.files import ExifWarning, Source, Target, read_image, write_atomic, write_image
-from zerodce.io.image import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS, FORMATS, IMAGE_SUFFIXES, ImageData,
-                              ImageError, format_for_path, pil_to_pixels, pixels_to_pil, to_8bit)
+from zerodce.io.codecs import require_codecs
+from zerodce.io.files import ExifWarning, Source, Target, open_pil, read_image, write_atomic, write_image
+from zerodce.io.image import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS, FORMATS, IMAGE_SUFFIXES, RAW_FORMATS,
+                              ImageData, ImageError, format_for_path, output_format, pil_to_pixels, pixels_to_pil,
+                              to_8bit)
 from zerodce.io.tensors import pixels_to_tensor, tensor_to_pixels
 
 __all__ = [
@@ -52,13 +62,17 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageData",
     "ImageError",
+    "RAW_FORMATS",
     "Source",
     "Target",
     "format_for_path",
+    "open_pil",
+    "output_format",
     "pil_to_pixels",
     "pixels_to_pil",
     "pixels_to_tensor",
     "read_image",
+    "require_codecs",
     "tensor_to_pixels",
     "to_8bit",
     "write_atomic",

@@ -1,16 +1,23 @@
-"""Codecs Pillow lacks: 16-bit colour PNG and TIFF writers, and 16-bit colour decoding through PyAV."""
+"""Codecs Pillow lacks: 16-bit colour PNG and TIFF writers, 16-bit colour decoding through PyAV,
+HEIC/HEIF through pillow-heif (the ``heif`` extra) and camera RAW through rawpy (the ``raw`` extra)."""
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import struct
 import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from zerodce.io.image import ImageData, ImageError
+from zerodce._extras import import_extra
+from zerodce.io.image import FORMATS, RAW_FORMATS, ImageData, ImageError
 
 
 def _is_16bit_color(im: Image.Image) -> bool:
@@ -112,3 +119,111 @@ def _tiff16(image: ImageData) -> bytes:
     header = b"II*\x00" + struct.pack("<I", ifd_offset)
     ifd = struct.pack("<H", len(tags)) + b"".join(entries) + struct.pack("<I", 0)
     return header + strip + b"\x00" * (len(strip) % 2) + ifd + extra
+
+
+#: The extra that reads (and writes) each format that needs one: ``(module, extra)``.
+_EXTRA_OF = {"HEIF": ("pillow_heif", "heif"), **{fmt: ("rawpy", "raw") for fmt in RAW_FORMATS.values()}}
+
+
+def require_codecs(paths: Iterable[str | os.PathLike]) -> None:
+    """Check, before a batch, that the formats of ``paths`` (by extension) have their extras installed:
+    :class:`~zerodce._extras.MissingExtraError` naming the ``pip install`` command otherwise.
+
+    Example:
+        >>> require_codecs(["a.jpg", "b.png"])
+    """
+    formats = {FORMATS.get(suffix) or RAW_FORMATS.get(suffix) for suffix in {Path(p).suffix.lower() for p in paths}}
+    for fmt in sorted(formats & _EXTRA_OF.keys()):
+        import_extra(*_EXTRA_OF[fmt])
+
+
+# --------------------------------------------------------------------------- HEIF (pillow-heif)
+
+#: Brands of HEIF files coded with HEVC, as phones write them (``ftyp`` box). AVIF files carry ``avif``
+#: or ``avis`` and are Pillow's own.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+#: Bytes of a file's start :func:`_is_heif` looks at.
+HEADER_BYTES = 64
+
+
+def _is_heif(header: bytes) -> bool:
+    """Whether a file starting with ``header`` is a HEIF (not AVIF) image, from its ``ftyp`` box.
+
+    Example:
+        >>> iphone = (24).to_bytes(4, "big") + b"ftyp" + b"heic" + bytes(4) + b"mif1heic"
+        >>> _is_heif(iphone), _is_heif(b"%PNG...")
+        (True, False)
+    """
+    if header[4:8] != b"ftyp":
+        return False
+    end = min(int.from_bytes(header[:4], "big"), len(header))
+    brands = {header[8:12]} | {header[i : i + 4] for i in range(16, end - 3, 4)}  # 12:16 is a version
+    return not brands & {b"avif", b"avis"} and bool(brands & _HEIF_BRANDS)
+
+
+@functools.cache
+def _heif() -> ModuleType:
+    """pillow_heif with its Pillow opener registered (once); :class:`~zerodce._extras.MissingExtraError`
+    naming ``pip install "zerodce[heif]"`` without it."""
+    heif = import_extra("pillow_heif", "heif")
+    heif.register_heif_opener()
+    return heif
+
+
+def _decode_deep_heif(source: str | os.PathLike | BinaryIO) -> np.ndarray:
+    """A 10- or 12-bit HEIF image as ``uint16`` pixels, full scale (its top level becomes 65535).
+
+    libheif applies the file's rotation and mirroring, as Pillow's opener does for 8 bits.
+    """
+    heif_file = _heif().open_heif(source, convert_hdr_to_8bit=False)
+    depth = int(heif_file.info["bit_depth"])
+    levels = np.asarray(heif_file) >> (16 - depth)  # pillow-heif puts the levels at the top of 16 bits
+    top = (1 << depth) - 1
+    return ((levels.astype(np.uint32) * 65535 + top // 2) // top).astype(np.uint16)
+
+
+def _heif_encode(image: ImageData, quality: int) -> bytes:
+    """A HEIC (HEVC in HEIF): 8-bit, or 10-bit for 16-bit pixels, with EXIF and the ICC profile.
+
+    ``image`` is gray, RGB or RGBA (gray + alpha is written as RGBA by the caller).
+    """
+    pixels = image.pixels
+    deep = pixels.dtype == np.uint16
+    if deep:
+        # The nearest 10-bit level, handed over at the top of 16 bits (pillow-heif keeps the high 10).
+        pixels = (((pixels.astype(np.uint32) * 1023 + 32767) // 65535) << 6).astype("<u2")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels] + (";16" if deep else "")
+    heif_file = _heif().from_bytes(mode=mode, size=(pixels.shape[1], pixels.shape[0]),
+                                   data=np.ascontiguousarray(pixels).tobytes())
+    options = {key: getattr(image, key) for key in ("exif", "icc_profile") if getattr(image, key)}
+    buffer = io.BytesIO()
+    heif_file.save(buffer, quality=quality, **options)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- camera RAW (rawpy)
+
+
+def _read_raw(file: BinaryIO, format: str, max_pixels: int | None) -> ImageData:
+    """Demosaic a camera RAW file to 16-bit sRGB with the camera's white balance and orientation.
+
+    The exposure is left as shot (no automatic brightening): darkness is the enhancer's to lift.
+    EXIF stays behind (LibRaw does not hand it over); the pixels are sRGB, which needs no profile.
+    """
+    rawpy = import_extra("rawpy", "raw")
+    try:
+        with rawpy.imread(file) as raw:
+            width, height = raw.sizes.width, raw.sizes.height
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageError(f"{width}x{height} = {width * height:,} pixels exceeds the limit of "
+                                 f"{max_pixels:,} (possible decompression bomb); raise the limit with --max-pixels")
+            pixels = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16)
+    except rawpy.LibRawFileUnsupportedError:
+        raise ImageError(f"not a {format} file, or a camera RAW that LibRaw cannot read") from None
+    except rawpy.LibRawError as exc:
+        reason = exc.args[0] if exc.args else ""
+        reason = (reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)).strip()
+        reason = reason or type(exc).__name__
+        raise ImageError(f"corrupt or truncated {format} file ({reason})") from None
+    return ImageData(np.ascontiguousarray(pixels), format=format)

@@ -14,12 +14,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from zerodce._atomic import write_atomic
-from zerodce.io.codecs import _decode_16bit_color, _is_16bit_color, _png16, _tiff16
-from zerodce.io.image import (_FORMAT_ALIASES, _FORMATS_WITH, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY,
-                              EXTENSIONS, ImageData, ImageError, _check_pixels, format_for_path, pil_to_pixels,
+from zerodce._extras import MissingExtraError
+from zerodce.io.codecs import (HEADER_BYTES, _decode_16bit_color, _decode_deep_heif, _heif, _heif_encode,
+                               _is_16bit_color, _is_heif, _png16, _read_raw, _tiff16)
+from zerodce.io.image import (_FORMAT_ALIASES, _FORMATS_WITH, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, EXTENSIONS,
+                              RAW_FORMATS, ImageData, ImageError, _check_pixels, format_for_path, pil_to_pixels,
                               pixels_to_pil, to_8bit)
 
 _ORIENTATION = 0x0112
+#: Pillow's names of formats we read as another: a phone's MPO is a JPEG with extra frames (depth, previews).
+_READ_AS = {"MPO": "JPEG"}
 
 
 class ExifWarning(UserWarning):
@@ -41,6 +45,11 @@ def _describe(source: Source) -> str:
 
 def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
     """Read an image file into an :class:`ImageData`, EXIF orientation applied.
+
+    Everything Pillow reads, plus HEIC/HEIF (the ``heif`` extra; 10- and 12-bit files
+    give ``uint16`` pixels) and camera RAW files, known by their path's extension
+    (:data:`RAW_FORMATS`; not bytes or streams), demosaiced to 16-bit sRGB with the
+    camera's white balance (the ``raw`` extra).
 
     Args:
         source: a path, the file's bytes, or a binary stream.
@@ -65,10 +74,14 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         with source.getbuffer() as view:
             if view.nbytes == 0:
                 raise ImageError(f"cannot read {name}: empty input (0 bytes)")
+    raw_format = RAW_FORMATS.get(Path(source).suffix.lower()) if isinstance(source, (str, os.PathLike)) else None
     try:
-        with Image.open(source) as im:
+        if raw_format is not None:
+            with open(source, "rb") as file:  # Python's open: its errors are the ones named below
+                return _read_raw(file, raw_format, max_pixels)
+        with open_pil(source) as im:
             return _decode(im, source, max_pixels, name)
-    except ImageError as exc:
+    except (ImageError, MissingExtraError) as exc:
         raise ImageError(f"cannot read {name}: {exc}") from None
     except FileNotFoundError:
         raise ImageError(f"cannot read {name}: no such file") from None
@@ -89,27 +102,58 @@ def read_image(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         raise ImageError(f"cannot read {name}: corrupt or truncated image ({reason})") from None
 
 
+def open_pil(source: str | os.PathLike | BinaryIO, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """``PIL.Image.open`` that also opens HEIC/HEIF: pillow-heif's opener is registered the first
+    time such a file comes (``MissingExtraError`` naming ``pip install "zerodce[heif]"`` without it).
+
+    Args:
+        source: a path or a binary stream (read from its start).
+        formats: Pillow's names of the formats to try (``"HEIF"`` among them for HEIF), or all.
+    """
+    if formats is not None:
+        Image.init()
+        registered = tuple(f for f in formats if f in Image.OPEN)  # Image.open fails on a name it does not know
+    try:
+        return Image.open(source, formats=None if formats is None else registered)
+    except UnidentifiedImageError:
+        if (formats is not None and "HEIF" not in formats) or not _is_heif(_header(source)):
+            raise
+        _heif()
+        if not isinstance(source, (str, os.PathLike)):
+            source.seek(0)
+        return Image.open(source, formats=formats)
+
+
+def _header(source: str | os.PathLike | BinaryIO) -> bytes:
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file:
+            return file.read(HEADER_BYTES)
+    source.seek(0)
+    return source.read(HEADER_BYTES)
+
+
 def _decode(im: Image.Image, source: str | os.PathLike | BinaryIO, max_pixels: int | None, name: str) -> ImageData:
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageError(f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
                          "(possible decompression bomb); raise the limit with --max-pixels")
     high_bit_color = _is_16bit_color(im)  # before getexif(), which may load the image and clear im.tile
+    deep_heif = im.format == "HEIF" and im.info.get("bit_depth", 8) > 8  # Pillow's image holds 8 bits of it
     exif, orientation = _read_exif(im, name)
     icc_profile = im.info.get("icc_profile") or None
     if im.mode == "CMYK":
         icc_profile = None  # a CMYK profile does not describe the RGB pixels we produce
     dpi = im.info.get("dpi")
-    if high_bit_color:
+    if high_bit_color or deep_heif:
         if not isinstance(source, (str, os.PathLike)):
             source.seek(0)
-        pixels = _decode_16bit_color(source)
+        pixels = (_decode_deep_heif if deep_heif else _decode_16bit_color)(source)
     else:
         im.load()
         pixels = pil_to_pixels(im)
     return ImageData(
         pixels=np.ascontiguousarray(_orient(pixels, orientation)),
-        format=im.format,
+        format=_READ_AS.get(im.format, im.format),
         icc_profile=icc_profile,
         exif=exif,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
@@ -182,16 +226,18 @@ def write_image(
 ) -> None:
     """Write ``image`` to a path (atomically) or a binary stream.
 
-    Metadata goes where the format can hold it (ICC: JPEG, PNG, TIFF, WebP; EXIF:
-    JPEG, PNG, WebP). 16-bit pixels stay 16-bit in PNG and TIFF and are rounded
-    to 8 bits in the other formats; alpha is dropped in JPEG, which has none.
+    Metadata goes where the format can hold it (ICC: all but BMP; EXIF: JPEG, PNG,
+    WebP, HEIF, AVIF). 16-bit pixels stay 16-bit in PNG and TIFF, become 10-bit in
+    HEIC and are rounded to 8 bits in the other formats; alpha is dropped in JPEG
+    and BMP, which have none. HEIC needs the ``heif`` extra.
 
     Args:
         target: a path (written to a temporary file beside it, then renamed) or a binary stream.
         image: an :class:`ImageData`, or a bare pixel array in one of its layouts.
-        format: ``"JPEG"``, ``"PNG"``, ``"TIFF"``, ``"BMP"`` or ``"WEBP"``; by default
-            from the path's extension (required for streams).
-        quality: for JPEG and WebP, 1-100 (defaults: :data:`DEFAULT_QUALITY`).
+        format: one of :data:`EXTENSIONS` (``"JPEG"``, ``"PNG"``, ``"TIFF"``, ``"BMP"``, ``"WEBP"``,
+            ``"HEIF"`` alias ``"HEIC"``, ``"AVIF"``); by default from the path's extension
+            (required for streams).
+        quality: for the lossy formats, 1-100 (defaults: :data:`DEFAULT_QUALITY`).
 
     Raises:
         ImageError: unknown format, or the file cannot be written.
@@ -209,7 +255,10 @@ def write_image(
         raise ImageError(f"cannot write {name}: unknown format {format!r}; use one of {', '.join(EXTENSIONS)}")
     if quality is not None and not 1 <= quality <= 100:
         raise ImageError(f"cannot write {name}: quality must be in 1..100, got {quality}")
-    data = _encode(_prepare(image, format), format, quality)
+    try:
+        data = _encode(_prepare(image, format), format, quality)
+    except MissingExtraError as exc:
+        raise ImageError(f"cannot write {name}: {exc}") from None
     if not is_path:
         target.write(data)
         return
@@ -226,13 +275,16 @@ def _prepare(image: ImageData, format: str) -> ImageData:
         pixels = to_8bit(pixels)
     if image.has_alpha and format not in _FORMATS_WITH["alpha"]:
         pixels = pixels[..., 0] if pixels.shape[2] == 2 else pixels[..., :3]
-    elif pixels.ndim == 3 and pixels.shape[2] == 2 and (format == "WEBP" or (format == "TIFF" and pixels.dtype == np.uint16)):
-        pixels = pixels[..., [0, 0, 0, 1]]  # WebP and Pillow's TIFF reader know alpha only with colour
+    elif pixels.ndim == 3 and pixels.shape[2] == 2 and (format in ("WEBP", "HEIF", "AVIF")
+                                                          or (format == "TIFF" and pixels.dtype == np.uint16)):
+        pixels = pixels[..., [0, 0, 0, 1]]  # these (and Pillow's TIFF reader) know alpha only with colour
     return replace(image, pixels=np.ascontiguousarray(pixels))
 
 
 def _encode(image: ImageData, format: str, quality: int | None) -> bytes:
     pixels = image.pixels
+    if format == "HEIF":
+        return _heif_encode(image, quality or DEFAULT_QUALITY[format])
     if pixels.dtype == np.uint16 and not (pixels.ndim == 2):
         # Pillow has no 16-bit colour modes.
         return (_png16 if format == "PNG" else _tiff16)(image)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 from zerodce._checks import ZerodceError
 
@@ -15,24 +15,30 @@ from zerodce._checks import ZerodceError
 #: about 13,000 x 13,000. Larger images are refused as probable decompression bombs.
 DEFAULT_MAX_PIXELS = 178_956_970
 
-#: Output formats by file extension.
-FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
-#: File name suffixes of the images we read and write (lower case): folder searches collect these.
-IMAGE_SUFFIXES: tuple[str, ...] = tuple(FORMATS)
+#: Output formats by file extension. AVIF where this Pillow's build has it (recent wheels do);
+#: HEIC/HEIF through pillow-heif (the ``heif`` extra).
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+           ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF", **({".avif": "AVIF"} if features.check("avif") else {})}
+#: Camera RAW formats by file extension: read (through rawpy, the ``raw`` extra), never written.
+RAW_FORMATS = {".dng": "DNG", ".cr2": "CR2", ".cr3": "CR3", ".nef": "NEF", ".arw": "ARW", ".raf": "RAF",
+               ".orf": "ORF", ".rw2": "RW2"}
+#: File name suffixes of the images we read (lower case): folder searches collect these.
+IMAGE_SUFFIXES: tuple[str, ...] = (*FORMATS, *RAW_FORMATS)
 #: The extension written for each output format.
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp", "HEIF": ".heic",
+              **({"AVIF": ".avif"} if "AVIF" in FORMATS.values() else {})}
 #: Default ``quality`` of the lossy formats.
-DEFAULT_QUALITY = {"JPEG": 95, "WEBP": 90}
+DEFAULT_QUALITY = {"JPEG": 95, "WEBP": 90, "HEIF": 90, "AVIF": 90}
 
 #: Channel counts of the layouts with alpha.
 _ALPHA_CHANNELS = (2, 4)
 #: Spellings of the formats accepted by ``format=``.
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 _FORMATS_WITH = {
-    "alpha": {"PNG", "TIFF", "WEBP"},
-    "16bit": {"PNG", "TIFF"},
-    "icc_profile": {"JPEG", "PNG", "TIFF", "WEBP"},
-    "exif": {"JPEG", "PNG", "WEBP"},
+    "alpha": {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"},
+    "16bit": {"PNG", "TIFF", "HEIF"},  # HEIF: 10 bits, the depth phones write
+    "icc_profile": {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"},
+    "exif": {"JPEG", "PNG", "WEBP", "HEIF", "AVIF"},
     "dpi": {"JPEG", "PNG", "TIFF"},
 }
 
@@ -47,7 +53,8 @@ class ImageData:
 
     Attributes:
         pixels: ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``; ``uint8`` or ``uint16``.
-        format: Pillow's name of the source format (``"JPEG"``, ``"PNG"``...), if read from a file.
+        format: the source format, if read from a file: Pillow's name (``"JPEG"``, ``"PNG"``, ``"HEIF"``...;
+            a phone's MPO is a JPEG and reads as ``"JPEG"``) or a camera RAW format's (``"DNG"``, ``"NEF"``...).
         icc_profile: the embedded colour profile, kept in outputs where the format allows.
         exif: the EXIF block with orientation already applied to ``pixels``.
         dpi: resolution in dots per inch.
@@ -78,10 +85,25 @@ def format_for_path(path: str | os.PathLike) -> str:
         'JPEG'
     """
     suffix = Path(path).suffix.lower()
+    if suffix in RAW_FORMATS:
+        raise ImageError(f"cannot write {path}: camera RAW ({suffix}) is read, never written; use .tif for 16 bits")
     if suffix not in FORMATS:
         raise ImageError(f"cannot write {path}: unknown image extension {suffix or '(none)'!r}; "
                          f"use one of {', '.join(sorted(FORMATS))}")
     return FORMATS[suffix]
+
+
+def output_format(source_format: str | None) -> str:
+    """The format an enhanced image is written in by default: its own where we write it, 16-bit TIFF for
+    camera RAW (which cannot be written), else PNG (lossless, any bit depth).
+
+    Example:
+        >>> output_format("JPEG"), output_format("NEF"), output_format("GIF"), output_format(None)
+        ('JPEG', 'TIFF', 'PNG', 'PNG')
+    """
+    if source_format in EXTENSIONS:
+        return source_format
+    return "TIFF" if source_format in RAW_FORMATS.values() else "PNG"
 
 
 def pil_to_pixels(im: Image.Image) -> np.ndarray:

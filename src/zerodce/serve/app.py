@@ -50,7 +50,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zerodce import __version__
 from zerodce.enhance import Enhancer, parse_denoise, parse_strength
-from zerodce.io import EXTENSIONS, FORMATS, ImageError, read_image, write_image
+from zerodce._extras import MissingExtraError
+from zerodce.io import EXTENSIONS, FORMATS, ImageError, open_pil, output_format, read_image, write_image
 from zerodce.models import DEFAULT_MODEL, list_models
 from zerodce.serve.limits import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, Busy, WorkPool
 
@@ -61,9 +62,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_TIMEOUT = 120.0
 #: Formats the server decodes. Pillow knows more, some through outside programs (EPS runs
 #: Ghostscript): untrusted bytes only reach the decoders photos need.
-INPUT_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
-#: Output formats for inputs whose own format we do not write: MPO is a phone's JPEG with extra frames.
-_SAME_FORMAT = {"MPO": "JPEG"}
+INPUT_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM", "HEIF", "AVIF")
 #: Request options, as query parameters or multipart fields.
 OPTIONS = ("strength", "denoise", "format", "quality")
 _RAW_TYPES = ("image/", "application/octet-stream")
@@ -183,8 +182,10 @@ def _probe(data: bytes, name: str, max_pixels: int) -> None:
     if not data:
         raise ApiError(400, f"cannot read {name}: empty upload (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data), formats=INPUT_FORMATS) as im:
+        with open_pil(io.BytesIO(data), formats=INPUT_FORMATS) as im:
             width, height = im.size
+    except MissingExtraError as exc:
+        raise ApiError(415, f"cannot read {name}: {exc}") from None
     except UnidentifiedImageError:
         raise ApiError(415, f"cannot read {name}: not an image, or a format we cannot read "
                             f"(we read {', '.join(INPUT_FORMATS)})") from None
@@ -214,8 +215,7 @@ def enhance_upload(enhancer: Enhancer, data: bytes, name: str, options: dict[str
     except (MemoryError, torch.OutOfMemoryError):
         raise ApiError(503, f"out of memory enhancing {name}; try again later or send a smaller image",
                        {"Retry-After": "10"}) from None
-    same = _SAME_FORMAT.get(image.format, image.format)
-    fmt = options["format"] or (same if same in EXTENSIONS else "PNG")
+    fmt = options["format"] or output_format(image.format)
     out = io.BytesIO()
     write_image(out, enhanced, format=fmt, quality=options["quality"])
     return out.getvalue(), fmt
