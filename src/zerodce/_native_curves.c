@@ -362,6 +362,33 @@ static inline __attribute__((always_inline)) void denoise_span(
     }
 }
 
+/* One row of a level: rows u, m, l (the rows `d` above, at and below the centre; 3 plane
+ * pointers each) and the same rows of the guide, gain row g, into o. inv is a scratch row. */
+static void denoise_row(const float *const u[3], const float *const m[3], const float *const l[3],
+                        const float *const gu[3], const float *const gm[3], const float *const gl[3], const float *g,
+                        float hscale, int d, int width, float *inv, float *const o[3]) {
+    for (int j = 0; j < width; j++) {
+        const float e = g[j] * g[j] - 1.0f;
+        inv[j] = e > 0.0f && hscale > 0.0f ? 1.0f / (hscale * hscale * e) : 0.0f;
+    }
+    /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
+    const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
+#define DENOISE_ROW(j0, j1, clamp)                                                                                  \
+    denoise_span(u[0], u[1], u[2], m[0], m[1], m[2], l[0], l[1], l[2], gu[0], gu[1], gu[2], gm[0], gm[1], gm[2],     \
+                 gl[0], gl[1], gl[2], inv, o[0], o[1], o[2], j0, j1, d, clamp, width)
+    DENOISE_ROW(0, lo, 1);
+    DENOISE_ROW(lo, hi, 0);
+    DENOISE_ROW(hi, width, 1);
+#undef DENOISE_ROW
+}
+
+/* The 3 plane pointers of row r of an image of 3 planes `plane` floats apart, rows `width` floats apart. */
+static inline void planes_at(const float *base, int64_t plane, int width, int r, const float *p[3]) {
+    p[0] = base + (int64_t)r * width;
+    p[1] = p[0] + plane;
+    p[2] = p[1] + plane;
+}
+
 /* One level of the edge-stopping a-trous filter of zerodce.enhance.denoise (its reference
  * is denoise_level there): rows [row0, row0 + rows) of dst from src, both 3 planes of
  * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
@@ -378,58 +405,158 @@ int zdce_denoise_level(const float *src, const float *guide, float *dst, int hei
     float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
     if (!inv) return OUT_OF_MEMORY;
     const int d = dilation;
-    /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
-    const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
     for (int r = row0; r < row0 + rows; r++) {
-        const float *g = gain + (int64_t)r * width;
-        for (int j = 0; j < width; j++) {
-            const float e = g[j] * g[j] - 1.0f;
-            inv[j] = e > 0.0f && hscale > 0.0f ? 1.0f / (hscale * hscale * e) : 0.0f;
-        }
         const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
-        const float *u = src + (int64_t)up * width, *m = src + (int64_t)r * width, *l = src + (int64_t)down * width;
-        const float *gu = guide + (int64_t)up * width, *gm = guide + (int64_t)r * width,
-                    *gl = guide + (int64_t)down * width;
-        float *o = dst + (int64_t)r * width;
-#define DENOISE_ROW(j0, j1, clamp)                                                                                \
-        denoise_span(u, u + plane, u + 2 * plane, m, m + plane, m + 2 * plane, l, l + plane, l + 2 * plane, gu,        \
-                     gu + plane, gu + 2 * plane, gm, gm + plane, gm + 2 * plane, gl, gl + plane, gl + 2 * plane, inv, o, \
-                     o + plane, o + 2 * plane, j0, j1, d, clamp, width)
-        DENOISE_ROW(0, lo, 1);
-        DENOISE_ROW(lo, hi, 0);
-        DENOISE_ROW(hi, width, 1);
-#undef DENOISE_ROW
+        const float *u[3], *m[3], *l[3], *gu[3], *gm[3], *gl[3];
+        float *o[3] = {dst + (int64_t)r * width, dst + plane + (int64_t)r * width, dst + 2 * plane + (int64_t)r * width};
+        planes_at(src, plane, width, up, u);
+        planes_at(src, plane, width, r, m);
+        planes_at(src, plane, width, down, l);
+        planes_at(guide, plane, width, up, gu);
+        planes_at(guide, plane, width, r, gm);
+        planes_at(guide, plane, width, down, gl);
+        denoise_row(u, m, l, gu, gm, gl, gain + (int64_t)r * width, hscale, d, width, inv, o);
     }
     free(inv);
     return 0;
 }
 
-/* The first pass's guide: the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of
- * rows [row0, row0 + rows) of the 3 planes of src (height x width contiguous floats) into dst.
- * Returns 0, or BAD_ARGS for rows outside [0, height). */
+/* One row of the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of one plane,
+ * from its rows above (a), at (m) and below (b) into o. */
+static void smooth_row(const float *restrict a, const float *restrict m, const float *restrict b, float *restrict o,
+                       int width) {
+    /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
+#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
+    if (width == 1) {
+        o[0] = COLUMN(0);
+        return;
+    }
+    o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
+#pragma GCC ivdep
+    for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
+    o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
+#undef COLUMN
+}
+
+/* The first pass's guide: the 3 x 3 binomial blur of rows [row0, row0 + rows) of the 3 planes
+ * of src (height x width contiguous floats) into dst. Returns 0, or BAD_ARGS for rows outside [0, height). */
 int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
     if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
     const int64_t plane = (int64_t)height * width;
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 3; c++)
         for (int r = row0; r < row0 + rows; r++) {
             const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
-            const float *restrict a = src + c * plane + (int64_t)up * width;
-            const float *restrict m = src + c * plane + (int64_t)r * width;
-            const float *restrict b = src + c * plane + (int64_t)down * width;
-            float *restrict o = dst + c * plane + (int64_t)r * width;
-            /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
-#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
-            if (width == 1) {
-                o[0] = COLUMN(0);
-                continue;
-            }
-            o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
-#pragma GCC ivdep
-            for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
-            o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
-#undef COLUMN
+            const float *p = src + c * plane;
+            smooth_row(p + (int64_t)up * width, p + (int64_t)r * width, p + (int64_t)down * width,
+                       dst + c * plane + (int64_t)r * width, width);
         }
+    return 0;
+}
+
+/* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
+#define DENOISE_MAX_LEVELS 8
+
+/* The state of zdce_denoise: all passes streamed over rows. Stage 0 is the guide of the
+ * first level (the blur of y), stage s >= 1 is level s (taps 2^(s - 1) apart). Each stage
+ * keeps its latest rows in a ring, as many as its consumer reads at once: stage s's
+ * consumer is level s + 1, whose taps reach 2^s rows up and down, so 2^(s + 1) + 1 rows.
+ * A stage computes a row when its consumer asks for it (advance), so the rows of every
+ * pass stay in L2 cache instead of a whole image going through memory 4 times. */
+typedef struct {
+    const float *y, *gain;
+    int height, width, levels;
+    const float *hscale;
+    float *ring[DENOISE_MAX_LEVELS];
+    int size[DENOISE_MAX_LEVELS], next[DENOISE_MAX_LEVELS + 1];
+    float *inv, *last;
+} Stream;
+
+static void stage_rows(const Stream *f, int s, int r, const float *p[3]) {
+    if (s < 0) {
+        planes_at(f->y, (int64_t)f->height * f->width, f->width, r, p);
+        return;
     }
+    planes_at(f->ring[s] + (int64_t)(r % f->size[s]) * 3 * f->width, f->width, f->width, 0, p);
+}
+
+/* Computes stage s up to row `upto` (at most height - 1), and what it reads of the stages before. */
+static void advance(Stream *f, int s, int upto) {
+    const int h = f->height, w = f->width;
+    for (; f->next[s] <= upto; f->next[s]++) {
+        const int r = f->next[s];
+        const int d = s == 0 ? 1 : 1 << (s - 1), up = r - d < 0 ? 0 : r - d, down = r + d > h - 1 ? h - 1 : r + d;
+        float *o[3];
+        float *row = s == f->levels ? f->last : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * w;
+        o[0] = row, o[1] = row + w, o[2] = row + 2 * w;
+        const float *u[3], *m[3], *l[3];
+        if (s == 0) {
+            stage_rows(f, -1, up, u);
+            stage_rows(f, -1, r, m);
+            stage_rows(f, -1, down, l);
+            for (int c = 0; c < 3; c++) smooth_row(u[c], m[c], l[c], o[c], w);
+            continue;
+        }
+        advance(f, s - 1, down);
+        const float *gu[3], *gm[3], *gl[3];
+        /* level 1 filters y, guided by its blur; later levels filter (and are guided by) the level before */
+        stage_rows(f, s == 1 ? -1 : s - 1, up, u);
+        stage_rows(f, s == 1 ? -1 : s - 1, r, m);
+        stage_rows(f, s == 1 ? -1 : s - 1, down, l);
+        stage_rows(f, s - 1, up, gu);
+        stage_rows(f, s - 1, r, gm);
+        stage_rows(f, s - 1, down, gl);
+        denoise_row(u, m, l, gu, gm, gl, f->gain + (int64_t)r * w, f->hscale[s - 1], d, w, f->inv, o);
+    }
+}
+
+/* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
+ * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of zdce_denoise_level with taps 1, 2, 4...
+ * apart and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (zdce_smooth3x3),
+ * each later one by its own input; the result equals those calls on the whole image.
+ * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
+ * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
+ * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the
+ * first of them. Each stage computes only the rows the next needs.
+ * Returns 0, OUT_OF_MEMORY, or BAD_ARGS for rows or columns outside the image. */
+int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, Plane out,
+                 int row0, int rows, int col0, int cols, int interleaved) {
+    if (height < 0 || width < 0 || levels < 0 || levels > DENOISE_MAX_LEVELS || row0 < 0 || rows < 0
+        || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols)
+        return BAD_ARGS;
+    if (rows == 0 || cols == 0) return 0;
+    Stream f = {y, gain, height, width, levels, hscale, {0}, {0}, {0}, NULL, NULL};
+    /* stage s is needed `reach` rows beyond the output's on each side */
+    size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
+    int reach = 0;
+    for (int s = levels - 1; s >= 0; s--) {
+        reach += 1 << s;
+        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
+        f.next[s] = row0 - reach > 0 ? row0 - reach : 0;
+        floats += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    f.next[levels] = row0;
+    float *v = malloc(sizeof(float) * floats);
+    if (!v) return OUT_OF_MEMORY;
+    f.inv = v + 3 * (size_t)cols;
+    f.last = f.inv + width;
+    float *at = f.last + 3 * (size_t)width;
+    for (int s = 0; s < levels; s++) {
+        f.ring[s] = at;
+        at += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    for (int r = row0; r < row0 + rows; r++) {
+        const float *p[3];
+        if (levels == 0) {
+            stage_rows(&f, -1, r, p);
+        } else {
+            advance(&f, levels, r);
+            p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
+        store_row(&out, r - row0, cols, interleaved, v);
+    }
+    free(v);
     return 0;
 }
 

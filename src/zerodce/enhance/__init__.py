@@ -310,7 +310,10 @@ class Enhancer:
         sigma = denoising.estimate_noise(x) if level > 0 else None
         margin = denoising.RADIUS if sigma is not None else 0
         h, w = x.shape[-2:]
-        pieces = self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin)
+        pieces = list(self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin))
+        # One buffer for every piece's curve output (and gain): fresh pages for each would be faulted in again.
+        largest = max((r.stop - r.start) * (c.stop - c.start) for _, (r, c) in pieces)
+        buffers = None
         for core, context in pieces:
             piece = x[..., context[0], context[1]]
             if maps is None:
@@ -319,12 +322,22 @@ class Enhancer:
                 piece_maps = maps[..., context[0], context[1]]
             whole = core == context
             target = out[..., core[0], core[1]]
-            y = target if whole and sigma is None else torch.empty(piece.shape, device=self.device)
-            gain = None if sigma is None else torch.empty((piece.shape[0], 1, *piece.shape[-2:]), device=self.device)
+            if whole and sigma is None:
+                y, gain = target, None
+            else:
+                if buffers is None:
+                    buffers = (torch.empty(x.shape[0] * 3 * largest, device=self.device),
+                               torch.empty(x.shape[0] * largest, device=self.device) if sigma is not None else None)
+                n = piece.shape[0] * piece.shape[-2] * piece.shape[-1]
+                y = buffers[0][: 3 * n].view(piece.shape)
+                gain = None if sigma is None else buffers[1][:n].view(piece.shape[0], 1, *piece.shape[-2:])
             if low_res:
                 apply_low_res_curves(piece, maps, padded, self.model.iterations, context[0].start, out=y, gain=gain)
             else:
                 apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain)
+            offset = (core[0].start - context[0].start, core[1].start - context[1].start)
+            if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset):
+                continue  # filtered and stored in one pass
             if sigma is not None:
                 y = denoising.denoise_amplified(y, gain, sigma, level)
             if y is not target:

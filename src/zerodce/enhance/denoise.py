@@ -166,6 +166,39 @@ def denoise_level(y: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: 
     return torch.where(inv > 0, acc / wsum.clamp(min=torch.finfo(wsum.dtype).tiny), y)
 
 
+def _pass_scales(gain: torch.Tensor, sigma: float, level: float) -> list[float]:
+    """The range scale of each pass that can move a pixel visibly (``hscale`` of :func:`denoise_level`)."""
+    widest = filter_range(gain.max().view(1), sigma, level).item()
+    return [level * RANGE_PER_SIGMA * sigma / 2**k for k in range(LEVELS) if widest / 2**k >= MIN_RANGE]
+
+
+def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
+    return torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(y.shape[0]).tolist()
+
+
+def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float]) -> torch.Tensor:
+    """The passes of one image ``(3, H, W)`` one after the other (where the streamed kernel cannot run)."""
+    buffers = (torch.empty_like(src), torch.empty_like(src))  # passes alternate; the input is only read
+    for k, hscale in enumerate(scales):
+        dst = buffers[k % 2]
+        if k == 0:
+            guide = torch.empty_like(src)
+            if not _native.smooth3x3(src, guide):
+                guide = smooth3x3(src)
+        else:
+            guide = src
+        if not _native.denoise_level(src, guide, g, hscale, 2**k, dst):
+            dst.copy_(denoise_level(src, g, hscale, 2**k, guide))
+        src = dst
+    return src
+
+
+def _check_gain(y: torch.Tensor, gain: torch.Tensor) -> None:
+    check_image_tensor(y, "y")
+    if gain.shape != (y.shape[0], 1, *y.shape[-2:]):
+        raise ValueError(f"gain must have shape {(y.shape[0], 1, *y.shape[-2:])}, got {tuple(gain.shape)}")
+
+
 def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0) -> torch.Tensor:
     """Remove the noise the curves amplified from enhanced images: ``(B, 3, H, W)`` -> same.
 
@@ -184,34 +217,38 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
         >>> bool(out.std() < y.std() / 2), denoise_amplified(y, torch.ones(1, 1, 16, 16), 0.005).equal(y)
         (True, True)
     """
-    check_image_tensor(y, "y")
-    if gain.shape != (y.shape[0], 1, *y.shape[-2:]):
-        raise ValueError(f"gain must have shape {(y.shape[0], 1, *y.shape[-2:])}, got {tuple(gain.shape)}")
-    sigmas = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(y.shape[0]).tolist()
+    _check_gain(y, gain)
+    sigmas = _sigmas(y, sigma)
     if level <= 0 or not any(sigmas) or not bool((gain > 1).any()):
         return y
     out = torch.empty_like(y)
     for i, s in enumerate(sigmas):
-        src = y[i].float().contiguous()
-        g = gain[i, 0].float().contiguous()
-        buffers = (torch.empty_like(src), torch.empty_like(src))  # passes alternate; y is only read
-        widest = filter_range(g.max().view(1), s, level).item()
-        for k in range(LEVELS):
-            hscale = level * RANGE_PER_SIGMA * s / 2**k
-            if widest / 2**k < MIN_RANGE:
-                break  # this pass and the finer-ranged ones after it could not move a pixel visibly
-            dst = buffers[k % 2]
-            if k == 0:
-                guide = torch.empty_like(src)
-                if not _native.smooth3x3(src, guide):
-                    guide = smooth3x3(src)
-            else:
-                guide = src
-            if not _native.denoise_level(src, guide, g, hscale, 2**k, dst):
-                dst.copy_(denoise_level(src, g, hscale, 2**k, guide))
-            src = dst
-        out[i] = src
+        src, g = y[i].float().contiguous(), gain[i, 0].float().contiguous()
+        scales = _pass_scales(g, s, level)
+        # The streamed kernel clamps to [0, 1], as every stored result is; the passes' own output is
+        # a weighted mean of values in [0, 1], so only an input outside it could tell the difference.
+        if not (bool(((src >= 0) & (src <= 1)).all()) and _native.denoise(src, g, scales, out[i])):
+            out[i] = _filter(src, g, scales)
     return out
+
+
+def denoise_into(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | float, level: float,
+                 target: torch.Tensor, offset: tuple[int, int]) -> bool:
+    """:func:`denoise_amplified` of ``y`` stored into ``target``, in one streamed pass where the kernel can.
+
+    ``target`` ``(B, 3, h, w)`` (uint8 rounded half to even, or float; any layout)
+    receives rows ``[r, r + h)`` and columns ``[c, c + w)`` of the filtered ``y``,
+    clamped to [0, 1], ``(r, c) = offset``: no filtered float image is ever
+    written. Returns ``False`` (doing nothing) where the compiled kernel cannot
+    do it; the caller then filters with :func:`denoise_amplified` and stores.
+    """
+    _check_gain(y, gain)
+    sigmas = _sigmas(y, sigma)
+    if not (y.dtype == gain.dtype == torch.float32 and y.is_contiguous() and gain.is_contiguous()
+            and target.dim() == 4 and target.shape[0] == y.shape[0]):
+        return False
+    scales = [_pass_scales(gain[i, 0], s, level) if level > 0 and s else [] for i, s in enumerate(sigmas)]
+    return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset) for i in range(y.shape[0]))
 
 
 class DenoiseAmplified(nn.Module):
