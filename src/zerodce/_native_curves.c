@@ -321,7 +321,7 @@ static inline __attribute__((always_inline)) void denoise_span(
     const float *restrict l2, const float *restrict gu0, const float *restrict gu1, const float *restrict gu2,
     const float *restrict gm0, const float *restrict gm1, const float *restrict gm2, const float *restrict gl0,
     const float *restrict gl1, const float *restrict gl2, const float *restrict inv, float *restrict o0,
-    float *restrict o1, float *restrict o2, int j0, int j1, int shift, int clamp, int width) {
+    float *restrict o1, float *restrict o2, int j0, int j1, int shift, int clamp, int self, int width) {
     /* The outputs never alias the inputs (checked by the caller): let the compiler vectorise. */
 #pragma GCC ivdep
     for (int j = j0; j < j1; j++) {
@@ -331,11 +331,13 @@ static inline __attribute__((always_inline)) void denoise_span(
             jr = jr > width - 1 ? width - 1 : jr;
         }
         const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
-        const float e0 = gm0[j], e1 = gm1[j], e2 = gm2[j];
+        /* self: the guide is the input itself */
+        const float e0 = self ? c0 : gm0[j], e1 = self ? c1 : gm1[j], e2 = self ? c2 : gm2[j];
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
 #define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, ws)                      \
         {                                                               \
-            const float d0 = q0[k] - e0, d1 = q1[k] - e1, d2 = q2[k] - e2; \
+            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1, \
+                        d2 = (self ? p2 : q2)[k] - e2;                  \
             float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
             t = t > DENOISE_T_MIN ? t : 0.0f;                           \
             const float w = (ws) * t * t;                               \
@@ -362,6 +364,23 @@ static inline __attribute__((always_inline)) void denoise_span(
     }
 }
 
+/* denoise_span with `self` (and `clamp`) fixed, each its own function: inlined together into
+ * one caller, GCC vectorised only half of the copies. */
+#define DENOISE_SPAN_ARGS                                                                                        \
+    const float *u0, const float *u1, const float *u2, const float *m0, const float *m1, const float *m2,        \
+        const float *l0, const float *l1, const float *l2, const float *gu0, const float *gu1, const float *gu2,   \
+        const float *gm0, const float *gm1, const float *gm2, const float *gl0, const float *gl1, const float *gl2, \
+        const float *inv, float *o0, float *o1, float *o2, int j0, int j1, int shift, int width
+#define DENOISE_SPAN_CALL(clamp, self)                                                                           \
+    denoise_span(u0, u1, u2, m0, m1, m2, l0, l1, l2, gu0, gu1, gu2, gm0, gm1, gm2, gl0, gl1, gl2, inv, o0, o1, o2, \
+                 j0, j1, shift, clamp, self, width)
+static __attribute__((noinline)) void span_guided(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(0, 0); }
+static __attribute__((noinline)) void span_guided_clamped(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(1, 0); }
+static __attribute__((noinline)) void span_self(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(0, 1); }
+static __attribute__((noinline)) void span_self_clamped(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(1, 1); }
+#undef DENOISE_SPAN_CALL
+#undef DENOISE_SPAN_ARGS
+
 /* One row of a level: rows u, m, l (the rows `d` above, at and below the centre; 3 plane
  * pointers each) and the same rows of the guide, gain row g, into o. inv is a scratch row. */
 static void denoise_row(const float *const u[3], const float *const m[3], const float *const l[3],
@@ -373,12 +392,20 @@ static void denoise_row(const float *const u[3], const float *const m[3], const 
     }
     /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
     const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
-#define DENOISE_ROW(j0, j1, clamp)                                                                                  \
-    denoise_span(u[0], u[1], u[2], m[0], m[1], m[2], l[0], l[1], l[2], gu[0], gu[1], gu[2], gm[0], gm[1], gm[2],     \
-                 gl[0], gl[1], gl[2], inv, o[0], o[1], o[2], j0, j1, d, clamp, width)
-    DENOISE_ROW(0, lo, 1);
-    DENOISE_ROW(lo, hi, 0);
-    DENOISE_ROW(hi, width, 1);
+#define DENOISE_ROW(fn, j0, j1)                                                                                     \
+    fn(u[0], u[1], u[2], m[0], m[1], m[2], l[0], l[1], l[2], gu[0], gu[1], gu[2], gm[0], gm[1], gm[2], gl[0], gl[1],  \
+       gl[2], inv, o[0], o[1], o[2], j0, j1, d, width)
+    /* guided by its own input (every level after the first): one load per tap */
+    if (gu[0] == u[0] && gu[1] == u[1] && gu[2] == u[2] && gm[0] == m[0] && gm[1] == m[1] && gm[2] == m[2]
+        && gl[0] == l[0] && gl[1] == l[1] && gl[2] == l[2]) {
+        DENOISE_ROW(span_self_clamped, 0, lo);
+        DENOISE_ROW(span_self, lo, hi);
+        DENOISE_ROW(span_self_clamped, hi, width);
+    } else {
+        DENOISE_ROW(span_guided_clamped, 0, lo);
+        DENOISE_ROW(span_guided, lo, hi);
+        DENOISE_ROW(span_guided_clamped, hi, width);
+    }
 #undef DENOISE_ROW
 }
 
