@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,8 +100,16 @@ def estimate_noise(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
     sample = sample.view(b * c, 1, len(tops), 3, w).permute(0, 2, 1, 3, 4).reshape(b * c * len(tops), 1, 3, w)
     kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=sample.device).view(1, 1, 3, 3)
     response = F.conv2d(sample, kernel).abs().view(b, c, -1)
-    sigma = _MAD_TO_SIGMA * response.median(dim=-1).values / _OPERATOR_GAIN
+    sigma = _MAD_TO_SIGMA * _lower_median(response) / _OPERATOR_GAIN
     return (sigma.pow(2).mean(1).cpu() + quantization).sqrt()
+
+
+def _lower_median(v: torch.Tensor) -> torch.Tensor:
+    """``v.median(dim=-1).values`` (the lower of the two middle values): on the CPU by selection, ~10x faster than torch's."""
+    if v.device.type != "cpu" or v.dtype != torch.float32 or not v.shape[-1]:
+        return v.median(dim=-1).values
+    k = (v.shape[-1] - 1) // 2
+    return torch.from_numpy(np.partition(v.numpy(), k, axis=-1)[..., k].copy())
 
 
 def filter_range(gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0) -> torch.Tensor:
