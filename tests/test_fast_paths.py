@@ -266,3 +266,23 @@ class TestCompiledKernels:
         assert fast.dtype == np.uint8 and fast.shape == pixels.shape
         assert np.abs(fast.astype(int) - general.astype(int)).max() <= 1
         assert (fast == general).mean() > 0.99
+
+
+def test_small_networks_run_on_one_thread_with_the_same_result(monkeypatch):
+    """At or below ONE_THREAD_PIXELS the network runs on one torch thread: same maps, and the count comes back."""
+    model = create_model("zero_dce_pp").eval()
+    x = torch.rand(1, 3, 90, 160, generator=torch.Generator().manual_seed(0))
+    seen = []
+    net = model._net
+    monkeypatch.setattr(model, "_net", lambda t: seen.append(torch.get_num_threads()) or net(t))
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            small = model.curve_net(x)
+            monkeypatch.setattr(zerodce.models._dce_net, "ONE_THREAD_PIXELS", 0)
+            plain = model.curve_net(x)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+    assert max_diff(small, plain) <= 1e-6

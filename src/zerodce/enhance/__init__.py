@@ -60,7 +60,7 @@ from zerodce.enhance.exposure import auto_strength
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, create_model
-from zerodce.models._dce_net import RECEPTIVE_RADIUS, downscale
+from zerodce.models._dce_net import RECEPTIVE_RADIUS, downscale, one_thread
 
 #: Context around a Zero-DCE tile: the network's receptive field plus a margin.
 TILE_OVERLAP = 16
@@ -303,14 +303,14 @@ class Enhancer:
         low_res = self.model.scale_factor > 1
         if maps is None and low_res:
             raise InputError("maps are needed for a model that estimates curves at low resolution")
-        with _one_thread():
-            strengths = self._strengths(x, maps)
-        if maps is not None:
-            maps = _scaled(maps.to(self.device, torch.float32), strengths)
-            maps = maps if curve_filter is None else curve_filter(maps)
         level = _denoise_level(self.denoise)
-        with _one_thread():
+        with one_thread():  # small work: the strength search on small maps, the noise of sampled rows
+            strengths = self._strengths(x, maps)
             sigma = denoising.estimate_noise(x) if level > 0 else None
+        if maps is not None:
+            with one_thread() if low_res else contextlib.nullcontext():  # low-resolution maps are small too
+                maps = _scaled(maps.to(self.device, torch.float32), strengths)
+                maps = maps if curve_filter is None else curve_filter(maps)
         margin = denoising.RADIUS if sigma is not None else 0
         h, w = x.shape[-2:]
         pieces = list(self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin))
@@ -445,28 +445,6 @@ class Enhancer:
         enhanced = self.enhance(read_image(source, max_pixels=max_pixels))
         write_image(target, enhanced, format=format, quality=quality)
         return enhanced
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch on one thread for small work (the strength search on the network's 160x90 maps, noise samples).
-
-    Each torch operation split over threads waits for all of them: on tensors this small
-    that costs more than it saves, and on a loaded machine a thread waiting for a core
-    costs a scheduler slice (milliseconds) per operation (measured: 2.6x the time of the
-    whole default pipeline on a busy 2-core VM). With torch's OpenMP backend the setting
-    belongs to the calling thread (threads already running keep theirs; one started in
-    this short window would start with 1 thread): it changes speed only, never results.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _crop(piece: torch.Tensor, core: tuple[slice, slice], context: tuple[slice, slice]) -> torch.Tensor:

@@ -44,6 +44,7 @@ from torch import nn
 
 from zerodce import _native
 from zerodce._checks import check_image_tensor
+from zerodce.models._dce_net import one_thread
 
 #: Passes of the filter; tap spacing doubles at each (1, 2, 4, 8).
 LEVELS = 4
@@ -177,7 +178,8 @@ def denoise_level(y: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: 
 
 def _pass_scales(gain: torch.Tensor, sigma: float, level: float) -> list[float]:
     """The range scale of each pass that can move a pixel visibly (``hscale`` of :func:`denoise_level`)."""
-    widest = filter_range(gain.max().view(1), sigma, level).item()
+    with one_thread():  # one reduction: split over threads, it waits for the slower one
+        widest = filter_range(gain.max().view(1), sigma, level).item()
     return [level * RANGE_PER_SIGMA * sigma / 2**k for k in range(LEVELS) if widest / 2**k >= MIN_RANGE]
 
 

@@ -20,7 +20,8 @@ low resolution) is :mod:`zerodce.curves`' job.
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,36 @@ RECEPTIVE_RADIUS = 7
 #: activations in cache but recompute 14 overlap rows each; 2**17 (3 bands per 512-pixel
 #: tile) was fastest on the AVX2 CPU measured (docs/speed.md).
 NET_BAND_PIXELS = 1 << 17
+#: Inference inputs of at most this many pixels (batch included) run on one torch thread: see :func:`one_thread`.
+ONE_THREAD_PIXELS = 1 << 16
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for small work (Zero-DCE++'s network at 160x90, the strength search, noise samples).
+
+    Each torch operation split over threads waits for all of them: on tensors this
+    small that costs more than it saves, and on a loaded machine a thread waiting for
+    a core costs a scheduler slice (milliseconds) per operation. Measured on a busy
+    2-core VM: the 160x90 network took 26 ms on one thread and 244 ms on two. With
+    torch's OpenMP backend the setting belongs to the calling thread (threads already
+    running keep theirs; one started in this short window starts with 1): it changes
+    speed only, never results.
+
+    Example:
+        >>> with one_thread():
+        ...     torch.get_num_threads()
+        1
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class DCENet(nn.Module):
@@ -77,10 +108,14 @@ class DCENet(nn.Module):
         autograd, inputs larger than :data:`NET_BAND_PIXELS` run in bands of rows
         overlapping by the receptive radius, so the activations stay closer to
         the cores (5-20% faster here); the result is the same, as every output
-        row sees exactly the input rows it would see in one piece.
+        row sees exactly the input rows it would see in one piece. Inputs of at most
+        :data:`ONE_THREAD_PIXELS` run on one thread (:func:`one_thread`).
         """
         b, _, h, w = x.shape
         rows = max(1, NET_BAND_PIXELS // (b * w))
+        if not torch.is_grad_enabled() and not torch.jit.is_tracing() and b * h * w <= ONE_THREAD_PIXELS:
+            with one_thread():
+                return self._net(x)
         if torch.is_grad_enabled() or torch.jit.is_tracing() or h <= rows + 2 * RECEPTIVE_RADIUS:
             return self._net(x)
         out = None
