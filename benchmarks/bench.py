@@ -14,7 +14,8 @@ run (so the ratios hold even on a busy machine):
 * inference: ms/image, megapixels/s, peak memory and ratio to naive for 600x400,
   1920x1080 and 3840x2160, both models, tensor in -> tensor out (``Enhancer`` with
   ``strength=1, denoise="off"``: the model as trained, what the naive code computes),
-  with the PyTorch and onnxruntime backends and Zero-DCE at reduced resolution;
+  with the PyTorch and onnxruntime backends, Zero-DCE at reduced resolution and, where
+  the CPU computes bfloat16 natively, Zero-DCE's opt-in bf16 network;
 * pipeline: the default pipeline (auto strength, denoising) against that plain
   path on a dark, noisy 1080p photo, 8-bit array in and out and float tensor;
 * memory: peak RSS of a process enhancing a 6000x4000 image with Zero-DCE;
@@ -66,7 +67,7 @@ from zerodce import create_model  # noqa: E402
 from zerodce.enhance import Enhancer  # noqa: E402
 from zerodce.losses import LossWeights, ZeroReferenceLoss  # noqa: E402
 from zerodce.models import DEFAULT_MODEL, list_models  # noqa: E402
-from zerodce.models._dce_net import DCENet  # noqa: E402
+from zerodce.models._dce_net import DCENet, cpu_has_native_bf16  # noqa: E402
 from zerodce.train import TrainingObjective, train_step  # noqa: E402
 from zerodce.weights import pretrained_path, save_safetensors  # noqa: E402
 
@@ -82,6 +83,7 @@ OFFICIAL_LABEL = "authors' weights (torch)"
 REDUCED = (4, 12)
 TRAIN_BATCH, TRAIN_SIZE = 8, 256
 NAIVE = "naive (released code)"
+BF16_LABEL = "ours, bf16 network (torch)"
 MEMORY_SIZE = (4000, 6000)
 
 
@@ -339,6 +341,10 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
         if ort is not None:
             variants.append(("ours (onnxruntime)", ort))
         if name == "zero_dce":
+            if cpu_has_native_bf16():  # opt-in, where the CPU computes bf16 natively (within 1/255 of float32)
+                fast = _model(name)
+                fast.inference_dtype = torch.bfloat16
+                variants.append((BF16_LABEL, fast))
             variants += [(f"ours, curves at 1/{k} (torch)", _model(name, k)) for k in REDUCED]
         for size in sizes[name]:
             h, w = SIZES[size]
@@ -571,6 +577,8 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (torch)"), 1.5)
     ratio("issue 13: zero_dce full resolution 1920x1080 >= 2x naive (torch)",
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (torch)"), 2)
+    ratio("issue 13: zero_dce full resolution 1920x1080 >= 2x naive (torch, opt-in bf16 network where native)",
+          _find(rows, "inference", "zero_dce", "1920x1080", BF16_LABEL), 2)
     for path, limit in (("curve network (torch)", 4.0), ("curve pass uint8 -> uint8", 3.0)):
         row = next((r for r in rows if r.section == "kernels" and r.path == path and r.runs), None)
         if row is not None:
