@@ -269,7 +269,7 @@ class TestCompiledKernels:
 
 
 def test_small_networks_run_on_one_thread_with_the_same_result(monkeypatch):
-    """At or below ONE_THREAD_PIXELS the network runs on one torch thread: same maps, and the count comes back."""
+    """At or below ONE_THREAD_MACS the network runs on one torch thread: same maps, and the count comes back."""
     model = create_model("zero_dce_pp").eval()
     x = torch.rand(1, 3, 90, 160, generator=torch.Generator().manual_seed(0))
     seen = []
@@ -280,7 +280,7 @@ def test_small_networks_run_on_one_thread_with_the_same_result(monkeypatch):
     try:
         with torch.inference_mode():
             small = model.curve_net(x)
-            monkeypatch.setattr(zerodce.models._dce_net, "ONE_THREAD_PIXELS", 0)
+            monkeypatch.setattr(zerodce.models._dce_net, "ONE_THREAD_MACS", 0)
             plain = model.curve_net(x)
         assert seen == [1, 2] and torch.get_num_threads() == 2
     finally:

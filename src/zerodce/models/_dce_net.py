@@ -39,8 +39,9 @@ RECEPTIVE_RADIUS = 7
 #: activations in cache but recompute 14 overlap rows each; 2**17 (3 bands per 512-pixel
 #: tile) was fastest on the AVX2 CPU measured (docs/speed.md).
 NET_BAND_PIXELS = 1 << 17
-#: Inference inputs of at most this many pixels (batch included) run on one torch thread: see :func:`one_thread`.
-ONE_THREAD_PIXELS = 1 << 16
+#: Inference calls of at most this many multiply-adds (~15 ms on one core; Zero-DCE++'s 160x90
+#: network is 145 M) run on one torch thread: see :func:`one_thread`.
+ONE_THREAD_MACS = 1 << 28
 
 
 def cpu_has_native_bf16() -> bool:
@@ -115,12 +116,12 @@ class DCENet(nn.Module):
         autograd, inputs larger than :data:`NET_BAND_PIXELS` run in bands of rows
         overlapping by the receptive radius, so the activations stay closer to
         the cores (5-20% faster here); the result is the same, as every output
-        row sees exactly the input rows it would see in one piece. Inputs of at most
-        :data:`ONE_THREAD_PIXELS` run on one thread (:func:`one_thread`).
+        row sees exactly the input rows it would see in one piece. Calls of at most
+        :data:`ONE_THREAD_MACS` multiply-adds run on one thread (:func:`one_thread`).
         """
         b, _, h, w = x.shape
         rows = max(1, NET_BAND_PIXELS // (b * w))
-        if not torch.is_grad_enabled() and not torch.jit.is_tracing() and b * h * w <= ONE_THREAD_PIXELS:
+        if not torch.is_grad_enabled() and not torch.jit.is_tracing() and b * h * w * self.macs_per_pixel() <= ONE_THREAD_MACS:
             with one_thread():
                 return self._net(x)
         if torch.is_grad_enabled() or torch.jit.is_tracing() or h <= rows + 2 * RECEPTIVE_RADIUS:
@@ -134,6 +135,17 @@ class DCENet(nn.Module):
                 out = torch.empty((b, band.shape[1], h, w), dtype=band.dtype, device=band.device, memory_format=_layout(x))
             out[..., r0:r1, :] = band[..., r0 - top : r1 - top, :]
         return out
+
+    def macs_per_pixel(self) -> int:
+        """Multiply-adds of the network per input pixel (every convolution keeps the size).
+
+        Example:
+            >>> from zerodce import create_model
+            >>> create_model("zero_dce").macs_per_pixel(), create_model("zero_dce_pp").macs_per_pixel()
+            (79200, 10075)
+        """
+        return sum(m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                   for m in self.modules() if isinstance(m, nn.Conv2d))
 
     @property
     def inference_dtype(self) -> torch.dtype:
