@@ -28,9 +28,11 @@ weakness on impulse noise). Nothing here was fitted to a data set: the only
 inputs are the noise level and the gain.
 
 Every pixel depends on the ones at most :data:`RADIUS` away, so tiles and bands
-with that much context give the untiled result exactly. The compiled kernel of
-``zerodce._native`` computes each pass on the CPU; :func:`denoise_level` is its
-PyTorch definition (and the path on other devices).
+with that much context give the untiled result exactly. On the CPU the compiled
+kernel ``zerodce._native.denoise`` streams all passes over a few rows held in
+cache and stores the last one straight into the output (:func:`denoise_into`);
+:func:`denoise_level` is the PyTorch definition of one pass (and the path on
+other devices), which the kernel is tested against.
 """
 
 from __future__ import annotations
