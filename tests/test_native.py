@@ -222,9 +222,33 @@ def stream_case(rng: random.Random) -> None:
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
 
 
+def stream_low_res_case(rng: random.Random) -> None:
+    """Curves and filter in one stream against the curve kernel, then the passes in PyTorch."""
+    padded = (rng.randint(1, 40), rng.randint(1, 40))
+    row_start = rng.randrange(padded[0])
+    h, w = rng.randint(1, padded[0] - row_start), rng.randint(1, padded[1])
+    channels = rng.choice([3, 24])
+    steps = step_count(channels, rng.randint(0, 8) if channels == 3 else 8)
+    small = input_tensor(rng, (1, channels, rng.randint(1, 6), rng.randint(1, 6)), signed=True)[0]
+    x = input_tensor(rng, (1, 3, h, w), rng.random() < 0.5)[0]
+    y, gain = torch.empty(1, 3, h, w), torch.empty(1, 1, h, w)
+    assert _native.apply_low_res(x[None], small[None], padded, steps, row_start, y, gain)
+    hscales = [rng.choice([0.0, rng.uniform(0.0, 0.2)]) for _ in range(rng.randint(0, 5))]
+    r0, c0 = rng.randint(0, h - 1), rng.randint(0, w - 1)
+    rows, cols = rng.randint(0, h - r0), rng.randint(0, w - c0)
+    uint8 = rng.random() < 0.5
+    dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
+                   rng.choice(READ_LAYOUTS))[0]
+    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0))
+    expected = passes_reference(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    if uint8:
+        expected = expected.mul(255).round()
+    assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
+
+
 def run_case(seed: int) -> None:
     rng = random.Random(seed)
-    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "denoise", "stream"])
+    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "denoise", "stream", "stream_low_res"])
     threads = rng.choice([1, 1, 3])  # rows split over threads (at any size: see _PARALLEL_PIXELS below)
     old = torch.get_num_threads(), _native._PARALLEL_PIXELS
     torch.set_num_threads(threads)
@@ -236,6 +260,8 @@ def run_case(seed: int) -> None:
             downscale_case(rng)
         elif kind == "stream":
             stream_case(rng)
+        elif kind == "stream_low_res":
+            stream_low_res_case(rng)
         else:
             denoise_case(rng)
     finally:
@@ -263,6 +289,11 @@ def _denoise(src=(3, 8, 8), gain=(8, 8), hscale=0.1, dilation=1, dst=(3, 8, 8), 
 
 def _stream(y=(3, 8, 8), gain=(8, 8), hscales=(0.1, 0.05), dst=(3, 8, 8), offset=(0, 0), dtype=torch.uint8):
     return _native.denoise(torch.rand(y), torch.ones(gain), list(hscales), torch.empty(dst, dtype=dtype), offset)
+
+
+def _stream_low_res(x=(3, 8, 8), small=(3, 2, 2), padded=(8, 8), row_start=0, dst=(3, 8, 8), offset=(0, 0)):
+    return _native.denoise_low_res(torch.rand(x), torch.rand(small), padded, 8, row_start, [0.1], torch.empty(dst),
+                                   offset)
 
 
 def _stream_into_y():
@@ -329,6 +360,12 @@ WRONG_CALLS = {
     "stream past the last column": (lambda: _stream(dst=(3, 8, 8), offset=(0, 1)), "do not fit"),
     "stream with a negative offset": (lambda: _stream(dst=(3, 4, 8), offset=(-1, 0)), "row offset"),
     "stream into y": (_stream_into_y, "overlaps"),
+    "curve stream of 4 channels": (lambda: _stream_low_res(x=(4, 8, 8)), "x must"),
+    "curve stream with 4 curve channels": (lambda: _stream_low_res(small=(4, 2, 2)), "3\\*n"),
+    "curve stream past the padded height": (lambda: _stream_low_res(row_start=1), "do not fit in the padded"),
+    "curve stream past the padded width": (lambda: _stream_low_res(padded=(8, 7)), "do not fit in the padded"),
+    "curve stream with empty curves": (lambda: _stream_low_res(small=(3, 0, 2)), "at least one row"),
+    "curve stream past the last row": (lambda: _stream_low_res(dst=(3, 4, 8), offset=(5, 0)), "do not fit in an"),
 }
 
 
@@ -381,6 +418,15 @@ def run_direct_c_calls() -> None:
     for rows, cols, levels, r0, c0 in ((3, 5, 2, 2, 0), (4, 5, 2, 0, 1), (4, 5, 9, 0, 0), (4, 5, -1, 0, 0)):
         assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, _native._plane(dst, 0), r0,
                                 rows, c0, cols, 0) == bad
+        assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
+                                        levels, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
+    # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does
+    curves = torch.empty(3, 4, 5)
+    assert lib.zdce_apply_low_res(_native._plane(src, 0), _native._plane(curves, 0), 4, 5, 0, small.data_ptr(), 1, 2,
+                                  2, 4, 2, 0, 8, None, 0) == 0
+    assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
+                                    _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
+    assert (dst - curves.clamp(0, 1)).abs().max() <= TOL
 
 
 def run_fuzz(cases: int = FUZZ_CASES) -> None:
@@ -446,6 +492,7 @@ class TestMemorySafety:
         y = torch.rand(3, h, w)
         assert _native.denoise_level(y, y, torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
         assert _native.denoise(y, torch.ones(h, w), [0.1, 0.05], torch.empty(3, h, w))
+        assert _native.denoise_low_res(y, torch.rand(3, 2, 2), (max(h, 1), max(w, 1)), 8, 0, [0.1], torch.empty(3, h, w))
 
     def test_in_place_is_allowed(self):
         x, maps = torch.rand(2, 3, 9, 11), torch.rand(1, 3, 9, 11) * 2 - 1

@@ -202,10 +202,75 @@ static void stretch_row(const float *small, int sh, int sw, int row, int width, 
     }
 }
 
-/* Rows [row_start, row_start + rows) of an image whose curves are `small`
- * (3 * groups x sh x sw, contiguous), bilinearly stretched (align_corners) over
- * the padded size padded_h x padded_w; the RGB groups are applied in turn for
- * `steps` steps. x and out (and gain, as for zdce_apply_maps) point at row row_start.
+/* The rows of an image whose curves are `small` (3 * groups x sh x sw, contiguous), bilinearly
+ * stretched (align_corners) over the padded size padded_h x padded_w, the RGB groups applied in
+ * turn for `steps` steps: one row at a time (low_res_row), fastest in order. x points at the row
+ * at row_start of the padded image. */
+typedef struct {
+    Plane x;
+    const float *small;
+    int width, interleaved, groups, sh, sw, row_start, steps, cached;
+    double scale;
+    float *v, **bufs;  /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
+    int *columns;
+} LowRes;
+
+static int low_res_begin(LowRes *s, Plane x, int width, int interleaved, const float *small, int groups, int sh,
+                         int sw, int padded_h, int padded_w, int row_start, int steps) {
+    *s = (LowRes){x, small, width, interleaved, groups, sh, sw, row_start, steps, -1, 0.0, NULL, NULL, NULL};
+    s->columns = malloc(sizeof(int) * 2 * (size_t)width);
+    if (!s->columns || begin(width, 3 * groups + 1, &s->v, &s->bufs)) {
+        free(s->columns);
+        return OUT_OF_MEMORY;
+    }
+    stretch_columns(sw, padded_w, width, s->columns, s->columns + width, s->bufs[3 * groups]);
+    s->scale = padded_h > 1 ? (double)(sh - 1) / (double)(padded_h - 1) : 0.0;
+    return 0;
+}
+
+static void low_res_end(LowRes *s) {
+    free(s->bufs);
+    free(s->v);
+    free(s->columns);
+}
+
+/* Row r (from x's first) through the curves, in s->v (the image's channel order; not yet clamped);
+ * where gain is not NULL, it gets the row's luma-weighted slope. */
+static void low_res_row(LowRes *s, int r, float *gain) {
+    const int groups = s->groups, sh = s->sh, width = s->width;
+    float **above = s->bufs + groups, **below = s->bufs + 2 * groups, *w1 = s->bufs[3 * groups];
+    const int64_t n = 3 * (int64_t)width, plane = 3 * (int64_t)sh * s->sw;
+    const double src = (double)(s->row_start + r) * s->scale;
+    int i0 = (int)floor(src);
+    if (i0 > sh - 1) i0 = sh - 1;
+    if (i0 < 0) i0 = 0;
+    const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
+    const float fy = (float)(src - i0);
+    for (int g = 0; g < groups; g++) {
+        const float *map = s->small + g * plane;
+        if (i0 != s->cached) {  /* source rows change every scale_factor output rows */
+            if (i0 == s->cached + 1 && s->cached >= 0) {  /* the old lower row is the new upper one */
+                float *t = above[g];
+                above[g] = below[g];
+                below[g] = t;
+            } else {
+                stretch_row(map, sh, s->sw, i0, width, s->interleaved, s->columns, s->columns + width, w1, above[g]);
+            }
+            stretch_row(map, sh, s->sw, i1, width, s->interleaved, s->columns, s->columns + width, w1, below[g]);
+        }
+        const float *restrict a = above[g], *restrict b = below[g];
+        float *restrict alpha = s->bufs[g];
+        for (int64_t k = 0; k < n; k++) alpha[k] = a[k] + fy * (b[k] - a[k]);
+    }
+    s->cached = i0;
+    load_row(&s->x, r, width, s->interleaved, s->v);
+    float *slope = gain ? slope_row(s->v, width, 3 * groups + 1) : NULL;
+    curve_steps(s->v, slope, s->bufs, groups, s->steps, n);
+    if (gain) store_gain(slope, width, s->interleaved, gain);
+}
+
+/* Rows [row_start, row_start + rows) of an image whose curves are `small` (see LowRes) into out.
+ * x and out (and gain, as for zdce_apply_maps) point at row row_start.
  * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved, const float *small, int groups,
                        int sh, int sw, int padded_h, int padded_w, int row_start, int steps, float *gain,
@@ -214,51 +279,14 @@ int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved,
         || steps < 0)
         return BAD_ARGS;
     if (rows == 0 || width == 0) return 0;
-    float *v, **bufs;
-    int *columns = malloc(sizeof(int) * 2 * (size_t)width);
-    if (!columns || begin(width, 3 * groups + 1, &v, &bufs)) {
-        free(columns);
+    LowRes s;
+    if (low_res_begin(&s, x, width, interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
         return OUT_OF_MEMORY;
-    }
-    /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
-    float **above = bufs + groups, **below = bufs + 2 * groups, *w1 = bufs[3 * groups];
-    const int64_t n = 3 * (int64_t)width, plane = 3 * (int64_t)sh * sw;
-    stretch_columns(sw, padded_w, width, columns, columns + width, w1);
-    const double scale = padded_h > 1 ? (double)(sh - 1) / (double)(padded_h - 1) : 0.0;
-    int cached = -1;
     for (int r = 0; r < rows; r++) {
-        const double src = (double)(row_start + r) * scale;
-        int i0 = (int)floor(src);
-        if (i0 > sh - 1) i0 = sh - 1;
-        if (i0 < 0) i0 = 0;
-        const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
-        const float fy = (float)(src - i0);
-        for (int g = 0; g < groups; g++) {
-            const float *map = small + g * plane;
-            if (i0 != cached) {  /* source rows change every scale_factor output rows */
-                if (i0 == cached + 1 && cached >= 0) {  /* the old lower row is the new upper one */
-                    float *t = above[g];
-                    above[g] = below[g];
-                    below[g] = t;
-                } else {
-                    stretch_row(map, sh, sw, i0, width, interleaved, columns, columns + width, w1, above[g]);
-                }
-                stretch_row(map, sh, sw, i1, width, interleaved, columns, columns + width, w1, below[g]);
-            }
-            const float *restrict a = above[g], *restrict b = below[g];
-            float *restrict alpha = bufs[g];
-            for (int64_t k = 0; k < n; k++) alpha[k] = a[k] + fy * (b[k] - a[k]);
-        }
-        cached = i0;
-        load_row(&x, r, width, interleaved, v);
-        float *slope = gain ? slope_row(v, width, 3 * groups + 1) : NULL;
-        curve_steps(v, slope, bufs, groups, steps, n);
-        if (gain) store_gain(slope, width, interleaved, gain + r * gain_sh);
-        store_row(&out, r, width, interleaved, v);
+        low_res_row(&s, r, gain ? gain + r * gain_sh : NULL);
+        store_row(&out, r, width, interleaved, s.v);
     }
-    free(bufs);
-    free(v);
-    free(columns);
+    low_res_end(&s);
     return 0;
 }
 
@@ -496,14 +524,46 @@ typedef struct {
     float *ring[DENOISE_MAX_LEVELS];
     int size[DENOISE_MAX_LEVELS], next[DENOISE_MAX_LEVELS + 1];
     float *inv, *last;
+    /* Where y and gain are computed row by row instead (zdce_denoise_low_res): the curves, and
+     * rings of their last Y_ROWS rows and gain_rows gain rows; next_source is the next row. */
+    LowRes *source;
+    float *yring, *gring;
+    int gain_rows, next_source;
 } Stream;
 
+/* Rows of y a stream holds when it computes them: levels 1 and the guide read 3 rows, one ahead. */
+#define Y_ROWS 4
+
 static void stage_rows(const Stream *f, int s, int r, const float *p[3]) {
-    if (s < 0) {
+    if (s < 0 && !f->source) {
         planes_at(f->y, (int64_t)f->height * f->width, f->width, r, p);
         return;
     }
-    planes_at(f->ring[s] + (int64_t)(r % f->size[s]) * 3 * f->width, f->width, f->width, 0, p);
+    const float *row = s < 0 ? f->yring + (int64_t)(r % Y_ROWS) * 3 * f->width
+                             : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * f->width;
+    planes_at(row, f->width, f->width, 0, p);
+}
+
+static const float *gain_row(const Stream *f, int r) {
+    return f->source ? f->gring + (int64_t)(r % f->gain_rows) * f->width : f->gain + (int64_t)r * f->width;
+}
+
+/* Computes y (and its gain) up to row `upto`, where the stream has a curve source: clamped to
+ * [0, 1] and in planes, as the curve kernels store a float image. */
+static void advance_source(Stream *f, int upto) {
+    const int w = f->width;
+    if (!f->source) return;
+    for (; f->next_source <= upto; f->next_source++) {
+        const int r = f->next_source;
+        low_res_row(f->source, r, f->levels ? f->gring + (int64_t)(r % f->gain_rows) * w : NULL);
+        const float *v = f->source->v;
+        float *o = f->yring + (int64_t)(r % Y_ROWS) * 3 * w;
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < w; j++) {
+                const float t = v[slot(f->source->interleaved, w, c, j)];
+                o[(int64_t)c * w + j] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+            }
+    }
 }
 
 /* Computes stage s up to row `upto` (at most height - 1), and what it reads of the stages before. */
@@ -517,6 +577,7 @@ static void advance(Stream *f, int s, int upto) {
         o[0] = row, o[1] = row + w, o[2] = row + 2 * w;
         const float *u[3], *m[3], *l[3];
         if (s == 0) {
+            advance_source(f, down);
             stage_rows(f, -1, up, u);
             stage_rows(f, -1, r, m);
             stage_rows(f, -1, down, l);
@@ -524,6 +585,7 @@ static void advance(Stream *f, int s, int upto) {
             continue;
         }
         advance(f, s - 1, down);
+        advance_source(f, down);
         const float *gu[3], *gm[3], *gl[3];
         /* level 1 filters y, guided by its blur; later levels filter (and are guided by) the level before */
         stage_rows(f, s == 1 ? -1 : s - 1, up, u);
@@ -532,8 +594,62 @@ static void advance(Stream *f, int s, int upto) {
         stage_rows(f, s - 1, up, gu);
         stage_rows(f, s - 1, r, gm);
         stage_rows(f, s - 1, down, gl);
-        denoise_row(u, m, l, gu, gm, gl, f->gain + (int64_t)r * w, f->hscale[s - 1], d, w, f->inv, o);
+        denoise_row(u, m, l, gu, gm, gl, gain_row(f, r), f->hscale[s - 1], d, w, f->inv, o);
     }
+}
+
+/* Runs stream f (its image, levels and source set) for rows [row0, row0 + rows) and columns
+ * [col0, col0 + cols) of the result into out (see zdce_denoise). Returns 0 or OUT_OF_MEMORY. */
+static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    const int height = f.height, width = f.width, levels = f.levels;
+    /* stage s is needed `reach` rows beyond the output's on each side */
+    size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
+    int reach = 0;
+    for (int s = levels - 1; s >= 0; s--) {
+        reach += 1 << s;
+        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
+        f.next[s] = row0 - reach > 0 ? row0 - reach : 0;
+        floats += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    f.next[levels] = row0;
+    /* the source is read `reach` + 1 rows ahead of the output (the guide's blur), and its gain
+     * row r until the last pass has done row r */
+    f.gain_rows = reach + 2;
+    f.next_source = levels ? (row0 - reach - 1 > 0 ? row0 - reach - 1 : 0) : row0;
+    if (f.source) floats += 3 * (size_t)width * Y_ROWS + (size_t)width * (size_t)f.gain_rows;
+    float *v = malloc(sizeof(float) * floats);
+    if (!v) return OUT_OF_MEMORY;
+    f.inv = v + 3 * (size_t)cols;
+    f.last = f.inv + width;
+    float *at = f.last + 3 * (size_t)width;
+    for (int s = 0; s < levels; s++) {
+        f.ring[s] = at;
+        at += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    if (f.source) {
+        f.yring = at;
+        f.gring = at + 3 * (size_t)width * Y_ROWS;
+    }
+    for (int r = row0; r < row0 + rows; r++) {
+        const float *p[3];
+        if (levels == 0) {
+            advance_source(&f, r);
+            stage_rows(&f, -1, r, p);
+        } else {
+            advance(&f, levels, r);
+            p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
+        store_row(&out, r - row0, cols, interleaved, v);
+    }
+    free(v);
+    return 0;
+}
+
+static int bad_window(int height, int width, int levels, int row0, int rows, int col0, int cols) {
+    return height < 0 || width < 0 || levels < 0 || levels > DENOISE_MAX_LEVELS || row0 < 0 || rows < 0
+           || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols;
 }
 
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
@@ -547,44 +663,30 @@ static void advance(Stream *f, int s, int upto) {
  * Returns 0, OUT_OF_MEMORY, or BAD_ARGS for rows or columns outside the image. */
 int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, Plane out,
                  int row0, int rows, int col0, int cols, int interleaved) {
-    if (height < 0 || width < 0 || levels < 0 || levels > DENOISE_MAX_LEVELS || row0 < 0 || rows < 0
-        || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols)
+    if (bad_window(height, width, levels, row0, rows, col0, cols)) return BAD_ARGS;
+    if (rows == 0 || cols == 0) return 0;
+    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale};
+    return run_stream(f, out, row0, rows, col0, cols, interleaved);
+}
+
+/* zdce_denoise of the image zdce_apply_low_res makes (the `height` rows of x from row_start of
+ * the padded image, with their gain), each row computed when the first pass needs it: no float
+ * image and no gain plane in memory. x_interleaved is x's layout, interleaved out's.
+ * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
+int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
+                         int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
+                         int levels, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols) || groups < 1 || sh < 1 || sw < 1 || padded_h < 1
+        || padded_w < 1 || row_start < 0 || steps < 0)
         return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
-    Stream f = {y, gain, height, width, levels, hscale, {0}, {0}, {0}, NULL, NULL};
-    /* stage s is needed `reach` rows beyond the output's on each side */
-    size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
-    int reach = 0;
-    for (int s = levels - 1; s >= 0; s--) {
-        reach += 1 << s;
-        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
-        f.next[s] = row0 - reach > 0 ? row0 - reach : 0;
-        floats += 3 * (size_t)width * (size_t)f.size[s];
-    }
-    f.next[levels] = row0;
-    float *v = malloc(sizeof(float) * floats);
-    if (!v) return OUT_OF_MEMORY;
-    f.inv = v + 3 * (size_t)cols;
-    f.last = f.inv + width;
-    float *at = f.last + 3 * (size_t)width;
-    for (int s = 0; s < levels; s++) {
-        f.ring[s] = at;
-        at += 3 * (size_t)width * (size_t)f.size[s];
-    }
-    for (int r = row0; r < row0 + rows; r++) {
-        const float *p[3];
-        if (levels == 0) {
-            stage_rows(&f, -1, r, p);
-        } else {
-            advance(&f, levels, r);
-            p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
-        }
-        for (int c = 0; c < 3; c++)
-            for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
-        store_row(&out, r - row0, cols, interleaved, v);
-    }
-    free(v);
-    return 0;
+    LowRes source;
+    if (low_res_begin(&source, x, width, x_interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
+        return OUT_OF_MEMORY;
+    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source};
+    const int result = run_stream(f, out, row0, rows, col0, cols, interleaved);
+    low_res_end(&source);
+    return result;
 }
 
 /* Rows of float image src into dst (uint8, rounded half to even, or float), both any

@@ -325,6 +325,10 @@ class Enhancer:
                 piece_maps = maps[..., context[0], context[1]]
             whole = core == context
             target = out[..., core[0], core[1]]
+            offset = (core[0].start - context[0].start, core[1].start - context[1].start)
+            if sigma is not None and low_res and denoising.denoise_low_res_into(
+                    piece, maps, padded, self.model.iterations, context[0].start, sigma, level, target, offset):
+                continue  # curves, filter and store in one pass
             if whole and sigma is None:
                 y, gain = target, None
             else:
@@ -338,7 +342,6 @@ class Enhancer:
                 apply_low_res_curves(piece, maps, padded, self.model.iterations, context[0].start, out=y, gain=gain)
             else:
                 apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain)
-            offset = (core[0].start - context[0].start, core[1].start - context[1].start)
             if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset):
                 continue  # filtered and stored in one pass
             if sigma is not None:

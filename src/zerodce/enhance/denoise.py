@@ -264,6 +264,51 @@ def denoise_into(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | floa
     return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset) for i in range(y.shape[0]))
 
 
+#: Rows of a band whose gain :func:`denoise_low_res_into` measures first (a lower bound of its maximum).
+_PROBE_ROWS = 3
+
+
+def denoise_low_res_into(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int,
+                         sigma: torch.Tensor | float, level: float, target: torch.Tensor,
+                         offset: tuple[int, int]) -> bool:
+    """Curves (:func:`zerodce.curves.apply_low_res_curves` of ``x``) and :func:`denoise_into` in one streamed pass.
+
+    The curve output and its gain never exist as images: each row is computed
+    when the filter's first pass needs it. The passes to run depend on the
+    band's largest gain, known only once every row is done; the gain of a few
+    rows is a lower bound of it, so where that bound already asks for every pass
+    (dark photos), the result is exactly :func:`denoise_into`'s. Elsewhere this
+    returns ``False`` (doing nothing), as it does where the kernel cannot run.
+
+    Args:
+        x: ``(B, 3, H, W)`` uint8 or float32, rows ``[row_start, row_start + H)`` of the padded image.
+        small: the low-resolution curves, ``(B or 1, 3n, h, w)``.
+        padded, steps: as for :func:`zerodce.curves.apply_low_res_curves`.
+        sigma, level, target, offset: as for :func:`denoise_into`.
+    """
+    if not (x.dim() == 4 and small.dim() == 4 and target.dim() == 4 and target.shape[0] == x.shape[0]
+            and small.shape[0] in (1, x.shape[0]) and x.device.type == "cpu" and _native.available()):
+        return False
+    plans = []
+    for i, s in enumerate(_sigmas(x, sigma)):
+        xi, si = x[i], small[i if small.shape[0] > 1 else 0]
+        if level <= 0 or not s:
+            plans.append([])
+            continue
+        rows = sorted({(k + 1) * xi.shape[1] // (_PROBE_ROWS + 1) for k in range(_PROBE_ROWS)})
+        gain = torch.empty(len(rows), 1, 1, xi.shape[2])
+        for j, r in enumerate(rows):
+            if not _native.apply_low_res(xi[None, :, r : r + 1], si[None], padded, steps, row_start + r,
+                                         torch.empty(1, 3, 1, xi.shape[2]), gain[j : j + 1]):
+                return False
+        scales = _pass_scales(gain, s, level)
+        if len(scales) < LEVELS:
+            return False  # the band's own maximum decides which passes run: filter the stored image
+        plans.append(scales)
+    return all(_native.denoise_low_res(x[i], small[i if small.shape[0] > 1 else 0], padded, steps, row_start, plans[i],
+                                       target[i], offset) for i in range(x.shape[0]))
+
+
 class DenoiseAmplified(nn.Module):
     """Module twin of :func:`denoise_amplified`.
 
