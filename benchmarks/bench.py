@@ -8,10 +8,14 @@ The naive baseline (``naive_baseline.py``) is a plain eager transcription of the
 authors' released code. Sections, each measured against its baseline in the same
 run (so the ratios hold even on a busy machine):
 
+* kernels: on one thread, this CPU's peak (a large sgemm's FLOP/s, a large copy's
+  bandwidth) and, as a fraction of it, Zero-DCE++'s curve network at 160x90, the
+  1080p curve pass from uint8 to uint8 and the streamed denoiser;
 * inference: ms/image, megapixels/s, peak memory and ratio to naive for 600x400,
   1920x1080 and 3840x2160, both models, tensor in -> tensor out (``Enhancer`` with
   ``strength=1, denoise="off"``: the model as trained, what the naive code computes),
-  with the PyTorch and onnxruntime backends and Zero-DCE at reduced resolution;
+  with the PyTorch and onnxruntime backends, Zero-DCE at reduced resolution and, where
+  the CPU computes bfloat16 natively, Zero-DCE's opt-in bf16 network;
 * pipeline: the default pipeline (auto strength, denoising) against that plain
   path on a dark, noisy 1080p photo, 8-bit array in and out and float tensor;
 * memory: peak RSS of a process enhancing a 6000x4000 image with Zero-DCE;
@@ -27,8 +31,8 @@ with each other (naive and ours, per model and size) run in alternation, round
 by round, and a ratio is the median of the per-round ratios: on a shared VM
 whose speed drifts, measuring one case after the other biased ratios by up to 1.5x. Peak memory of a case
 is the resident memory the call adds on top of what the process held before it
-(Linux; on CUDA, allocated device memory). The end lists the targets of issue 5,
-met or missed.
+(Linux; on CUDA, allocated device memory). The end lists the targets of issues 5, 9
+and 13, met or missed on the running CPU.
 """
 
 from __future__ import annotations
@@ -64,14 +68,14 @@ from zerodce._table import format_table  # noqa: E402
 from zerodce.enhance import Enhancer  # noqa: E402
 from zerodce.losses import LossWeights, ZeroReferenceLoss  # noqa: E402
 from zerodce.models import DEFAULT_MODEL, list_models  # noqa: E402
-from zerodce.models._dce_net import DCENet  # noqa: E402
+from zerodce.models._dce_net import DCENet, cpu_has_native_bf16  # noqa: E402
 from zerodce.train import TrainingObjective, train_step  # noqa: E402
 from zerodce.weights import pretrained_path, save_safetensors  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZERODCE_SHARED", REPO.parent / "shared")).resolve()
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
-SECTIONS = ("inference", "pipeline", "memory", "training", "folder", "quality")
+SECTIONS = ("kernels", "inference", "pipeline", "memory", "training", "folder", "quality")
 PLAIN = {"strength": 1.0, "denoise": "off"}
 #: The authors' checkpoints (CC BY-NC: comparisons only), loaded as users load them.
 OFFICIAL_WEIGHTS = SHARED / "weights" / "official"
@@ -80,6 +84,7 @@ OFFICIAL_LABEL = "authors' weights (torch)"
 REDUCED = (4, 12)
 TRAIN_BATCH, TRAIN_SIZE = 8, 256
 NAIVE = "naive (released code)"
+BF16_LABEL = "ours, bf16 network (torch)"
 MEMORY_SIZE = (4000, 6000)
 
 
@@ -235,6 +240,70 @@ def _available_memory_mb() -> float:
     return math.inf
 
 
+# --------------------------------------------------------------------------- kernels
+
+
+def _conv_flops(model: torch.nn.Module, h: int, w: int) -> float:
+    """Multiply-adds x 2 of every convolution of ``model`` on an ``h x w`` image (all keep the size)."""
+    return sum(2.0 * h * w * m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+               for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def kernels(args: argparse.Namespace) -> Iterator[Row]:
+    """One thread: the machine's peak, and the small network, the curve pass and the denoiser against it."""
+    from zerodce import _native
+    from zerodce.curves import apply_low_res_curves
+    from zerodce.enhance import denoise as denoising
+
+    if args.device != "cpu":
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+            seconds, runs, _ = measure(lambda: torch.mm(a, b), torch.device("cpu"), args.repeats, args.budget)
+            peak_flops = 2 * 2048**3 / seconds
+            yield Row("kernels", "-", "2048x2048", "sgemm (peak FLOP/s)", seconds * 1000, runs,
+                      note=f"{peak_flops / 1e9:.1f} GFLOP/s")
+            src, dst = torch.rand(2**26), torch.empty(2**26)
+            seconds, runs, _ = measure(lambda: dst.copy_(src), torch.device("cpu"), args.repeats, args.budget)
+            bandwidth = 2 * src.numel() * 4 / seconds
+            yield Row("kernels", "-", "256 MB", "copy (peak bandwidth, read + write)", seconds * 1000, runs,
+                      note=f"{bandwidth / 1e9:.1f} GB/s")
+            model = _model("zero_dce_pp")
+            small = torch.rand(1, 3, 90, 160) * 0.4
+            flops = _conv_flops(model, 90, 160)
+            seconds, runs, _ = measure(lambda: model.curve_net(small), torch.device("cpu"), args.repeats, args.budget)
+            yield Row("kernels", "zero_dce_pp", "160x90", "curve network (torch)", seconds * 1000, runs, 160 * 90 / 1e6,
+                      note=f"{flops / 1e9:.3f} GFLOP: {flops / seconds / peak_flops:.0%} of the sgemm peak")
+            h, w = SIZES["1920x1080"]
+            x8 = torch.randint(0, 100, (1, h, w, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+            out8 = torch.empty_like(x8.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            maps = torch.rand(1, 3, 90, 160) * 0.8
+            moved = 2 * x8.numel()
+            seconds, runs, _ = measure(lambda: apply_low_res_curves(x8, maps, (h, w), out=out8), torch.device("cpu"),
+                                       args.repeats, args.budget)
+            note = f"{moved / seconds / bandwidth:.0%} of the copy bandwidth (6 MB in, 6 MB out)"
+            if not _native.available():
+                note += "; compiled kernels unavailable: PyTorch path"
+            yield Row("kernels", "zero_dce_pp", "1920x1080", "curve pass uint8 -> uint8", seconds * 1000, runs,
+                      h * w / 1e6, note=note)
+            if not _native.available():
+                return
+            y, gain = torch.rand(1, 3, h, w) * 0.8, 1 + 4 * torch.rand(1, 1, h, w)
+            scales = denoising._pass_scales(gain, 0.01, 1.0)
+            seconds, runs, _ = measure(lambda: denoising.denoise_into(y, gain, 0.01, 1.0, out8, (0, 0)),
+                                       torch.device("cpu"), args.repeats, args.budget)
+            # per pixel and pass: 8 taps of ~15 operations (distance, biweight, 3 sums), the centre, the division
+            ops = h * w * len(scales) * (8 * 15 + 10)
+            yield Row("kernels", "zero_dce_pp", "1920x1080", f"denoiser, {len(scales)} passes, into uint8",
+                      seconds * 1000, runs, h * w / 1e6,
+                      note=f"~{ops / seconds / peak_flops:.0%} of the sgemm peak (~{ops / 1e9:.2f} G operations)")
+    finally:
+        torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- inference
 
 
@@ -273,6 +342,10 @@ def inference(args: argparse.Namespace) -> Iterator[Row]:
         if ort is not None:
             variants.append(("ours (onnxruntime)", ort))
         if name == "zero_dce":
+            if cpu_has_native_bf16():  # opt-in, where the CPU computes bf16 natively (within 1/255 of float32)
+                fast = _model(name)
+                fast.inference_dtype = torch.bfloat16
+                variants.append((BF16_LABEL, fast))
             variants += [(f"ours, curves at 1/{k} (torch)", _model(name, k)) for k in REDUCED]
         for size in sizes[name]:
             h, w = SIZES[size]
@@ -493,7 +566,7 @@ def _find(rows: list[Row], section: str, model: str, size: str, path: str) -> Ro
 
 
 def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
-    """``(target, measured, met)`` for each target of issue 5 that this run measured."""
+    """``(target, measured, met)`` for each target of issues 5, 9 and 13 that this run measured."""
     out: list[tuple[str, str, bool | None]] = []
 
     def ratio(description: str, row: Row | None, need: float) -> None:
@@ -503,6 +576,15 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
     ratio("zero_dce_pp 1920x1080 >= 10x naive", _find(rows, "inference", "zero_dce_pp", "1920x1080", "ours (torch)"), 10)
     ratio("zero_dce full resolution 1920x1080 >= 1.5x naive (torch)",
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (torch)"), 1.5)
+    ratio("issue 13: zero_dce full resolution 1920x1080 >= 2x naive (torch)",
+          _find(rows, "inference", "zero_dce", "1920x1080", "ours (torch)"), 2)
+    ratio("issue 13: zero_dce full resolution 1920x1080 >= 2x naive (torch, opt-in bf16 network where native)",
+          _find(rows, "inference", "zero_dce", "1920x1080", BF16_LABEL), 2)
+    for path, limit in (("curve network (torch)", 4.0), ("curve pass uint8 -> uint8", 3.0)):
+        row = next((r for r in rows if r.section == "kernels" and r.path == path and r.runs), None)
+        if row is not None:
+            out.append((f"issue 13: {row.model} {path} at {row.size}, one thread: <= {limit:g} ms",
+                        f"{row.ms:.1f} ms ({row.note.split(': ')[-1]})", row.ms <= limit))
     ratio("zero_dce full resolution 1920x1080 >= 1.5x naive (onnxruntime)",
           _find(rows, "inference", "zero_dce", "1920x1080", "ours (onnxruntime)"), 1.5)
     ratio(f"zero_dce curves at 1/{REDUCED[0]} 1920x1080 >= 20x naive full resolution",
@@ -516,7 +598,7 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
     for kind in ("8-bit array", "float tensor"):
         row = _find(rows, "pipeline", DEFAULT_MODEL, f"1920x1080 {kind}", "default (strength auto, denoise auto)")
         if row is not None and row.ratio:
-            out.append((f"default pipeline, 1920x1080 {kind}: <= 2.5x the plain path's time",
+            out.append((f"issue 9: default pipeline, 1920x1080 {kind}: <= 2.5x the plain path's time",
                         f"{row.ratio:.1f}x", row.ratio <= 2.5))
     hd = _find(rows, "inference", "zero_dce_pp", "1920x1080", "ours (torch)")
     uhd = _find(rows, "inference", "zero_dce_pp", "3840x2160", "ours (torch)")
@@ -525,8 +607,11 @@ def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
     big = next((r for r in rows if r.section == "memory" and r.peak_mb is not None), None)
     if big:
         out.append(("zero_dce 6000x4000 peak memory <= 2 GB", f"{big.peak_mb / 1024:.2f} GB", big.peak_mb <= 2048))
-    ratio(f"folder of 1080p JPEGs, {DEFAULT_MODEL}: >= 0.8x decode+encode throughput",
-          _find(rows, "folder", DEFAULT_MODEL, "1920x1080 JPEG", "zerodce enhance (2 workers)"), 0.8)
+    folder_row = _find(rows, "folder", DEFAULT_MODEL, "1920x1080 JPEG", "zerodce enhance (2 workers)")
+    ratio(f"folder of 1080p JPEGs, {DEFAULT_MODEL}: >= 0.8x decode+encode throughput (issue 5, before denoising)",
+          folder_row, 0.8)
+    ratio(f"issue 13: folder of 1080p JPEGs, {DEFAULT_MODEL}, default pipeline: >= 0.5x decode+encode throughput",
+          folder_row, 0.5)
     for name in list_models():
         for variant in ("fp32, channels-last", "fp32, NCHW", "bf16, channels-last"):
             ratio(f"training {name} ({variant}) >= 3x naive images/s",
@@ -560,7 +645,11 @@ def machine(args: argparse.Namespace) -> dict[str, str]:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cpu": f"{cpu}, {os.cpu_count()} logical cores", "torch": torch.__version__,
+    bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+    info = {"cpu": f"{cpu}, {os.cpu_count()} logical cores",
+            "capability": f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 "
+                          f"{'supported' if bf16 else 'not supported'}",
+            "torch": torch.__version__,
             "threads": str(torch.get_num_threads()), "device": args.device, "python": platform.python_version()}
     try:
         import onnxruntime
@@ -605,7 +694,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     info = machine(args)
     print("zerodce benchmark: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-    runners = {"inference": inference, "pipeline": pipeline, "memory": memory, "training": training, "folder": folder,
+    runners = {"kernels": kernels, "inference": inference, "pipeline": pipeline, "memory": memory, "training": training, "folder": folder,
                "quality": quality}
     rows: list[Row] = []
     start = time.perf_counter()
@@ -621,7 +710,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(table(rows))
     checks = targets(rows)
-    print("\nTargets (issue 5):")
+    print(f"\nTargets (issues 5, 9, 13) on this CPU ({info['cpu']}; {info['capability']}):")
     for description, value, met in checks:
         print(f"  [{'met' if met else 'MISSED'}] {description}: {value}")
     print(f"\n{info['total time']}; load average at end {info.get('load average at end (1, 5, 15 min)', '?')}")

@@ -10,8 +10,8 @@ from skimage import data as samples
 from zerodce import _native
 from zerodce.curves import apply_curves_fused, apply_curves_reference, apply_low_res_curves, curve_gain
 from zerodce.enhance import Enhancer
-from zerodce.enhance.denoise import (DenoiseAmplified, denoise_amplified, denoise_level, estimate_noise, filter_range,
-                                     smooth3x3)
+from zerodce.enhance.denoise import (RANGE_PER_SIGMA, DenoiseAmplified, _lower_median, denoise_amplified, denoise_into,
+                                     denoise_level, denoise_low_res_into, estimate_noise, filter_range, smooth3x3)
 
 from conftest import require_native
 
@@ -252,3 +252,95 @@ class TestCompiledHelpers:
         assert (dst.float() - expected).abs().max() <= (1 if dtype == torch.uint8 else 1e-7)
         with pytest.raises(ValueError, match="overlaps"):
             _native.store(y, y)
+
+
+class TestStreamedFilter:
+    """All passes in one streamed kernel call (``_native.denoise``) against the passes one by one."""
+
+    @pytest.fixture(autouse=True)
+    def native(self):
+        require_native()
+
+    @staticmethod
+    def passes(y: torch.Tensor, gain: torch.Tensor, scales: list[float]) -> torch.Tensor:
+        for k, hscale in enumerate(scales):
+            y = denoise_level(y, gain, hscale, 2**k, smooth3x3(y) if k == 0 else None)
+        return y
+
+    @pytest.mark.parametrize("size", [(1, 1), (5, 3), (40, 57), (130, 70)])
+    @pytest.mark.parametrize("threads", [1, 2])
+    def test_equals_the_passes_in_turn(self, size, threads, monkeypatch):
+        monkeypatch.setattr(_native, "_PARALLEL_PIXELS", 1)  # rows split over threads at any size
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            y, gain = torch.rand(3, *size, generator=GEN), 0.5 + 8 * torch.rand(size, generator=GEN)
+            scales = [0.2 / 2**k for k in range(4)]
+            expected = self.passes(y, gain, scales)
+            out = torch.empty_like(y)
+            assert _native.denoise(y, gain, scales, out)
+            assert (out - expected).abs().max() <= 1e-5
+            # a window of it, rounded into an interleaved 8-bit image
+            r0, c0 = size[0] // 3, size[1] // 4
+            out8 = torch.empty(size[0] - r0, size[1] - c0, 3, dtype=torch.uint8).permute(2, 0, 1)
+            assert _native.denoise(y, gain, scales, out8, (r0, c0))
+            assert (out8.float() - expected[:, r0:, c0:].mul(255).round()).abs().max() <= 1
+        finally:
+            torch.set_num_threads(old)
+
+    def test_denoise_amplified_takes_it_and_equals_the_reference(self):
+        y, gain = torch.rand(2, 3, 50, 60, generator=GEN), 1 + 6 * torch.rand(2, 1, 50, 60, generator=GEN)
+        out = denoise_amplified(y, gain, torch.tensor([0.01, 0.03]))
+        for i, sigma in enumerate((0.01, 0.03)):
+            scales = [RANGE_PER_SIGMA * sigma / 2**k for k in range(4)]
+            assert (out[i] - self.passes(y[i], gain[i, 0], scales)).abs().max() <= 1e-5
+
+    @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+    @pytest.mark.parametrize("tile", [0, 64])
+    def test_pipeline_equals_the_pass_by_pass_path(self, dtype, tile, monkeypatch):
+        pixels = TestPipeline.dark_noisy()
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+        x = x if dtype == torch.uint8 else x.float().div(255).contiguous()
+        enhancer = Enhancer("zero_dce_pp", device="cpu", tile=tile)
+        calls = []
+        with_curves = _native.denoise_low_res
+        monkeypatch.setattr(_native, "denoise_low_res", lambda *args: calls.append(1) or with_curves(*args))
+        fused = enhancer.enhance_tensor(x)  # curves, filter and store in one stream
+        assert calls  # this dark photo's bands take it
+        monkeypatch.setattr(_native, "denoise_low_res", lambda *args, **kwargs: False)
+        streamed = enhancer.enhance_tensor(x)  # the curves stored, then filtered in one stream
+        monkeypatch.setattr(_native, "denoise", lambda *args, **kwargs: False)
+        by_passes = enhancer.enhance_tensor(x)
+        assert fused.dtype == streamed.dtype == by_passes.dtype == dtype
+        tolerance = 1 if dtype == torch.uint8 else 1e-4
+        assert (fused.float() - streamed.float()).abs().max() <= tolerance
+        assert (streamed.float() - by_passes.float()).abs().max() <= tolerance
+        assert (streamed.float() - x.float()).abs().mean() > (20 if dtype == torch.uint8 else 20 / 255)
+
+    def test_a_band_that_may_skip_passes_is_not_fused(self):
+        """Where a few rows' gain does not already ask for every pass, the band's own maximum must decide."""
+        x = torch.full((1, 3, 24, 30), 0.5)
+        small = torch.full((1, 3, 2, 3), 0.01)  # barely brightened: gain about 1
+        target = torch.zeros(1, 3, 24, 30)
+        assert not denoise_low_res_into(x, small, (24, 36), 8, 0, 0.003, 1.0, target, (0, 0))
+        assert target.eq(0).all()
+
+    @pytest.mark.parametrize("uint8", [False, True])
+    def test_low_res_stream_equals_curves_then_passes(self, uint8):
+        x = torch.rand(2, 3, 37, 41, generator=GEN) * 0.3
+        x = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) if uint8 else x
+        small = 0.3 + 0.6 * torch.rand(2, 3, 4, 4, generator=GEN)
+        y, gain = torch.empty(2, 3, 37, 41), torch.empty(2, 1, 37, 41)
+        apply_low_res_curves(x, small, (48, 48), out=y, gain=gain, row_start=5)
+        expected = torch.zeros(2, 3, 20, 30)
+        assert denoise_into(y, gain, torch.tensor([0.01, 0.02]), 1.0, expected, (9, 4))
+        got = torch.zeros(2, 3, 20, 30)
+        assert denoise_low_res_into(x, small, (48, 48), 8, 5, torch.tensor([0.01, 0.02]), 1.0, got, (9, 4))
+        assert (got - expected).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 86311])
+def test_lower_median_equals_torch_median(n):
+    v = torch.rand(2, 3, n, generator=GEN)
+    v[..., : n // 3] = 0.5  # ties
+    assert torch.equal(_lower_median(v), v.median(dim=-1).values)

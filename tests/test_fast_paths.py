@@ -21,7 +21,7 @@ from zerodce.enhance import Enhancer
 from zerodce.io import pixels_to_tensor, tensor_to_pixels
 from zerodce.models._dce_net import downscale
 
-from conftest import require_native
+from conftest import require_native, shared_path
 
 TOL = 1e-4
 
@@ -266,3 +266,53 @@ class TestCompiledKernels:
         assert fast.dtype == np.uint8 and fast.shape == pixels.shape
         assert np.abs(fast.astype(int) - general.astype(int)).max() <= 1
         assert (fast == general).mean() > 0.99
+
+
+def test_small_networks_run_on_one_thread_with_the_same_result(monkeypatch):
+    """At or below ONE_THREAD_MACS the network runs on one torch thread: same maps, and the count comes back."""
+    model = create_model("zero_dce_pp").eval()
+    x = torch.rand(1, 3, 90, 160, generator=torch.Generator().manual_seed(0))
+    seen = []
+    net = model._net
+    monkeypatch.setattr(model, "_net", lambda t: seen.append(torch.get_num_threads()) or net(t))
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            small = model.curve_net(x)
+            monkeypatch.setattr(zerodce.models._dce_net, "ONE_THREAD_MACS", 0)
+            plain = model.curve_net(x)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+    assert max_diff(small, plain) <= 1e-6
+
+
+def test_bf16_network_stays_within_a_level_of_float32():
+    """The opt-in bfloat16 network (``inference_dtype``): within 1/255 of float32 on real photos, shipped weights.
+
+    Where the CPU has no native bf16 it is not used at all: the output is float32's, bit for bit.
+    """
+    from PIL import Image
+
+    from zerodce.models._dce_net import cpu_has_native_bf16
+
+    exact = create_model("zero_dce", pretrained=True).eval()
+    fast = create_model("zero_dce", pretrained=True).eval()
+    fast.inference_dtype = torch.bfloat16
+    photos = sorted(shared_path("data", "real_highres").glob("*.png"))[:3]
+    assert photos
+    for photo in photos:
+        pixels = np.asarray(Image.open(photo).convert("RGB").resize((320, 180)))
+        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.inference_mode():
+            maps = (exact.estimate_low_res_curves(x)[0], fast.estimate_low_res_curves(x)[0])
+        plain, bf16 = (Enhancer(m, device="cpu", strength=1.0, denoise="off") for m in (exact, fast))
+        if not cpu_has_native_bf16():
+            assert maps[0].equal(maps[1])
+            continue
+        assert not maps[0].equal(maps[1])  # bf16 did run
+        assert max_diff(plain.enhance_tensor(x), bf16.enhance_tensor(x)) <= 1 / 255
+        assert np.abs(plain.enhance(pixels).astype(int) - bf16.enhance(pixels).astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="plain convolutions"):  # Zero-DCE++'s was 1.2/255 off
+        create_model("zero_dce_pp").inference_dtype = torch.bfloat16

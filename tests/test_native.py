@@ -4,7 +4,8 @@ Memory safety: a seeded fuzz over shapes, strides (slices, permutes,
 channels-last, expanded views), batch broadcasting both ways, uint8/float32 in
 and out, row bands and low-resolution sizes, each case against the PyTorch
 reference (``apply_curves_reference``, ``curve_gain``, ``F.interpolate``,
-``zerodce.enhance.denoise.denoise_level``); calls that cannot be right must raise
+``zerodce.enhance.denoise.denoise_level``, and its passes in turn for the streamed
+``denoise``); calls that cannot be right must raise
 ``ValueError`` before reaching C, and the C code clamps on its own. The same
 cases run once more in a subprocess against the kernels built with
 ``-fsanitize=address,undefined``: no report allowed (and a deliberate
@@ -16,6 +17,7 @@ the sanitizer test does that.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import random
@@ -195,9 +197,58 @@ def denoise_case(rng: random.Random) -> None:
     assert (dst - denoise_level(src, gain, hscale, dilation, guide)).abs().max() <= 1e-5
 
 
+def passes_reference(src: torch.Tensor, gain: torch.Tensor, hscales: list[float]) -> torch.Tensor:
+    """The passes of the streamed filter one after the other, in PyTorch (level k: taps 2**k apart)."""
+    for k, hscale in enumerate(hscales):
+        src = denoise_level(src, gain, hscale, 2**k, smooth3x3(src) if k == 0 else None)
+    return src
+
+
+def stream_case(rng: random.Random) -> None:
+    """The streamed filter: any size, passes, window of rows and columns, uint8 or float out in any layout."""
+    h, w = rng.randint(1, 40), rng.randint(1, 40)
+    src = random_values(rng, (3, h, w), False)
+    gain = 0.5 + 6 * random_values(rng, (h, w), False)
+    hscales = [rng.choice([0.0, rng.uniform(0.0, 0.2)]) for _ in range(rng.randint(0, 5))]
+    r0, c0 = rng.randint(0, h - 1), rng.randint(0, w - 1)
+    rows, cols = rng.randint(0, h - r0), rng.randint(0, w - c0)
+    uint8 = rng.random() < 0.5
+    dtype = torch.uint8 if uint8 else torch.float32
+    dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=dtype), rng.choice(READ_LAYOUTS))[0]
+    assert _native.denoise(src, gain, hscales, dst, (r0, c0))
+    expected = passes_reference(src, gain, hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    if uint8:
+        expected = expected.mul(255).round()
+    assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
+
+
+def stream_low_res_case(rng: random.Random) -> None:
+    """Curves and filter in one stream against the curve kernel, then the passes in PyTorch."""
+    padded = (rng.randint(1, 40), rng.randint(1, 40))
+    row_start = rng.randrange(padded[0])
+    h, w = rng.randint(1, padded[0] - row_start), rng.randint(1, padded[1])
+    channels = rng.choice([3, 24])
+    steps = step_count(channels, rng.randint(0, 8) if channels == 3 else 8)
+    small = input_tensor(rng, (1, channels, rng.randint(1, 6), rng.randint(1, 6)), signed=True)[0]
+    x = input_tensor(rng, (1, 3, h, w), rng.random() < 0.5)[0]
+    y, gain = torch.empty(1, 3, h, w), torch.empty(1, 1, h, w)
+    assert _native.apply_low_res(x[None], small[None], padded, steps, row_start, y, gain)
+    hscales = [rng.choice([0.0, rng.uniform(0.0, 0.2)]) for _ in range(rng.randint(0, 5))]
+    r0, c0 = rng.randint(0, h - 1), rng.randint(0, w - 1)
+    rows, cols = rng.randint(0, h - r0), rng.randint(0, w - c0)
+    uint8 = rng.random() < 0.5
+    dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
+                   rng.choice(READ_LAYOUTS))[0]
+    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0))
+    expected = passes_reference(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    if uint8:
+        expected = expected.mul(255).round()
+    assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
+
+
 def run_case(seed: int) -> None:
     rng = random.Random(seed)
-    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "denoise"])
+    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "denoise", "stream", "stream_low_res"])
     threads = rng.choice([1, 1, 3])  # rows split over threads (at any size: see _PARALLEL_PIXELS below)
     old = torch.get_num_threads(), _native._PARALLEL_PIXELS
     torch.set_num_threads(threads)
@@ -207,6 +258,10 @@ def run_case(seed: int) -> None:
             curve_case(rng, low_res=kind == "low_res")
         elif kind == "downscale":
             downscale_case(rng)
+        elif kind == "stream":
+            stream_case(rng)
+        elif kind == "stream_low_res":
+            stream_low_res_case(rng)
         else:
             denoise_case(rng)
     finally:
@@ -230,6 +285,20 @@ def _denoise(src=(3, 8, 8), gain=(8, 8), hscale=0.1, dilation=1, dst=(3, 8, 8), 
     src = torch.rand(src)
     return _native.denoise_level(src, src if guide is None else torch.rand(guide), torch.ones(gain), hscale, dilation,
                                  torch.empty(dst))
+
+
+def _stream(y=(3, 8, 8), gain=(8, 8), hscales=(0.1, 0.05), dst=(3, 8, 8), offset=(0, 0), dtype=torch.uint8):
+    return _native.denoise(torch.rand(y), torch.ones(gain), list(hscales), torch.empty(dst, dtype=dtype), offset)
+
+
+def _stream_low_res(x=(3, 8, 8), small=(3, 2, 2), padded=(8, 8), row_start=0, dst=(3, 8, 8), offset=(0, 0)):
+    return _native.denoise_low_res(torch.rand(x), torch.rand(small), padded, 8, row_start, [0.1], torch.empty(dst),
+                                   offset)
+
+
+def _stream_into_y():
+    y = torch.rand(3, 8, 8)
+    return _native.denoise(y, torch.ones(8, 8), [0.1], y[:, :4])
 
 
 def _shared_buffer():
@@ -281,6 +350,22 @@ WRONG_CALLS = {
     "denoise with a smaller guide": (lambda: _denoise(guide=(3, 8, 7)), "guide must"),
     "denoise with a gain of another size": (lambda: _denoise(gain=(8, 7)), "gain must"),
     "denoise of 4 channels": (lambda: _denoise(src=(4, 8, 8), dst=(4, 8, 8)), "src must"),
+    # the streamed filter
+    "stream of 4 channels": (lambda: _stream(y=(4, 8, 8)), "y must"),
+    "stream with a gain of another size": (lambda: _stream(gain=(8, 7)), "gain must"),
+    "stream into 2 dims": (lambda: _stream(dst=(8, 8)), "dst must"),
+    "stream with a NaN scale": (lambda: _stream(hscales=(0.1, float("nan"))), "hscales"),
+    "stream with 9 passes": (lambda: _stream(hscales=(0.1,) * 9), "hscales"),
+    "stream past the last row": (lambda: _stream(dst=(3, 4, 8), offset=(5, 0)), "do not fit"),
+    "stream past the last column": (lambda: _stream(dst=(3, 8, 8), offset=(0, 1)), "do not fit"),
+    "stream with a negative offset": (lambda: _stream(dst=(3, 4, 8), offset=(-1, 0)), "row offset"),
+    "stream into y": (_stream_into_y, "overlaps"),
+    "curve stream of 4 channels": (lambda: _stream_low_res(x=(4, 8, 8)), "x must"),
+    "curve stream with 4 curve channels": (lambda: _stream_low_res(small=(4, 2, 2)), "3\\*n"),
+    "curve stream past the padded height": (lambda: _stream_low_res(row_start=1), "do not fit in the padded"),
+    "curve stream past the padded width": (lambda: _stream_low_res(padded=(8, 7)), "do not fit in the padded"),
+    "curve stream with empty curves": (lambda: _stream_low_res(small=(3, 0, 2)), "at least one row"),
+    "curve stream past the last row": (lambda: _stream_low_res(dst=(3, 4, 8), offset=(5, 0)), "do not fit in an"),
 }
 
 
@@ -329,6 +414,19 @@ def run_direct_c_calls() -> None:
     assert lib.zdce_denoise_level(src.data_ptr(), src.data_ptr(), dst.data_ptr(), 4, 5, gain.data_ptr(), 0.1, 1, 2,
                                   3) == bad
     assert lib.zdce_downscale(_native._plane(x, 0), 3, 4, 64, 0, dst.data_ptr()) == bad
+    scales = (ctypes.c_float * 9)(*[0.1] * 9)
+    for rows, cols, levels, r0, c0 in ((3, 5, 2, 2, 0), (4, 5, 2, 0, 1), (4, 5, 9, 0, 0), (4, 5, -1, 0, 0)):
+        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, _native._plane(dst, 0), r0,
+                                rows, c0, cols, 0) == bad
+        assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
+                                        levels, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
+    # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does
+    curves = torch.empty(3, 4, 5)
+    assert lib.zdce_apply_low_res(_native._plane(src, 0), _native._plane(curves, 0), 4, 5, 0, small.data_ptr(), 1, 2,
+                                  2, 4, 2, 0, 8, None, 0) == 0
+    assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
+                                    _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
+    assert (dst - curves.clamp(0, 1)).abs().max() <= TOL
 
 
 def run_fuzz(cases: int = FUZZ_CASES) -> None:
@@ -393,6 +491,8 @@ class TestMemorySafety:
         assert _native.downscale(x, 3).shape == (b, 3, -(-h // 3), -(-w // 3))
         y = torch.rand(3, h, w)
         assert _native.denoise_level(y, y, torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
+        assert _native.denoise(y, torch.ones(h, w), [0.1, 0.05], torch.empty(3, h, w))
+        assert _native.denoise_low_res(y, torch.rand(3, 2, 2), (max(h, 1), max(w, 1)), 8, 0, [0.1], torch.empty(3, h, w))
 
     def test_in_place_is_allowed(self):
         x, maps = torch.rand(2, 3, 9, 11), torch.rand(1, 3, 9, 11) * 2 - 1
@@ -411,6 +511,8 @@ class TestMemorySafety:
         assert not _native.denoise_level(y, guide, torch.ones(8, 8), 0.1, 1, guide)  # into the guide: likewise
         transposed = y.transpose(1, 2).contiguous().transpose(1, 2)
         assert not _native.denoise_level(transposed, transposed, torch.ones(8, 8), 0.1, 1, torch.empty(3, 8, 8))
+        assert not _native.denoise(transposed, torch.ones(8, 8), [0.1], torch.empty(3, 8, 8))
+        assert not _native.denoise(y.double(), torch.ones(8, 8).double(), [0.1], torch.empty(3, 8, 8))
         # ...and the fused path then gives the right answer all the same.
         maps, out = _maps(h=4, w=4), torch.empty(1, 3, 4, 4)
         apply_curves_fused(x, maps, out=out, gain=strided_gain)

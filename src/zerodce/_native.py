@@ -195,13 +195,15 @@ def _open(path: Path) -> ctypes.CDLL:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
         lib.zdce_denoise_level.argtypes = [ptr, ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
+        lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, plane, i, i, i, i, i]
+        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, plane, i, i, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
         lib.zdce_smooth3x3.argtypes = [ptr, ptr, i, i, i, i]
         lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
         raise OSError(f"{path} lacks the kernels: {error}") from error
-    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level, lib.zdce_downscale,
-               lib.zdce_smooth3x3, lib.zdce_store):
+    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level, lib.zdce_denoise,
+               lib.zdce_denoise_low_res, lib.zdce_downscale, lib.zdce_smooth3x3, lib.zdce_store):
         fn.restype = i
     return lib
 
@@ -572,6 +574,129 @@ def denoise_level(src: torch.Tensor, guide: torch.Tensor, gain: torch.Tensor, hs
         return True
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
         src.data_ptr(), guide.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
+    return True
+
+
+#: Passes of :func:`denoise` at most (as ``DENOISE_MAX_LEVELS`` in the C code).
+DENOISE_MAX_LEVELS = 8
+
+
+def _plain_kind(*tensors: torch.Tensor) -> bool:
+    """CPU tensors outside a trace and outside autograd: what every kernel needs."""
+    return (all(t.device.type == "cpu" for t in tensors) and not torch.jit.is_tracing()
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
+
+
+def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torch.Tensor,
+            offset: tuple[int, int] = (0, 0)) -> bool:
+    """All passes of ``zerodce.enhance.denoise.denoise_amplified`` on one image, streamed, into ``dst``.
+
+    Pass ``k`` is :func:`denoise_level` with taps ``2**k`` apart and scale
+    ``hscales[k]`` (at most :data:`DENOISE_MAX_LEVELS` passes), the first guided by
+    :func:`smooth3x3` of ``y``; the result equals those calls on the whole image,
+    but every pass runs on a few rows held in cache, and only the rows the next
+    pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
+    on the CPU; ``dst`` ``(3, h, w)`` uint8 (rounded half to even) or float32, any
+    strides, receives rows ``[r, r + h)`` and columns ``[c, c + w)`` of the result
+    clamped to [0, 1], ``(r, c) = offset``. Returns ``False`` (doing nothing) where
+    the kernels are unavailable or cannot do it (other dtypes or devices, ``y`` or
+    ``gain`` not contiguous); raises ``ValueError`` for arguments that do not fit.
+
+    Example:
+        >>> y, gain = torch.rand(3, 4, 4), torch.ones(4, 4)  # a gain of 1: nothing amplified
+        >>> out = torch.empty(3, 2, 4)
+        >>> not available() or (denoise(y, gain, [0.1, 0.05], out, (1, 0)) and out.equal(y[:, 1:3]))
+        True
+    """
+    if not (_plain_kind(y, gain, dst) and y.dtype == gain.dtype == torch.float32
+            and dst.dtype in (torch.float32, torch.uint8)):
+        return False
+    if y.dim() != 3 or y.shape[0] != 3:
+        raise ValueError(f"y must be (3, H, W), got shape {tuple(y.shape)}")
+    if gain.shape != y.shape[1:]:
+        raise ValueError(f"gain must have shape {tuple(y.shape[1:])}, got {tuple(gain.shape)}")
+    _check_layout(y, "y", written=False)
+    _check_layout(gain, "gain", written=False)
+    h, w, r0, c0 = _check_stream_out(tuple(y.shape[1:]), hscales, dst, offset, (y, gain), "y or gain")
+    if not (y.is_contiguous() and gain.is_contiguous()):
+        return False
+    lib = library()
+    if lib is None:
+        return False
+    if not dst.numel():
+        return True
+    scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
+    interleaved = dst.stride(0) == 1
+    _run_rows(h, w, lambda r, n: lib.zdce_denoise(
+        y.data_ptr(), gain.data_ptr(), y.shape[1], y.shape[2], scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
+        interleaved))
+    return True
+
+
+def _check_stream_out(size: tuple[int, int], hscales: list[float], dst: torch.Tensor, offset: tuple[int, int],
+                      inputs: tuple[torch.Tensor, ...], names: str) -> tuple[int, int, int, int]:
+    """The checks of a streamed filter's passes and output window; ``(h, w, row, column)``."""
+    if dst.dim() != 3 or dst.shape[0] != 3:
+        raise ValueError(f"dst must be (3, h, w), got shape {tuple(dst.shape)}")
+    if not (isinstance(hscales, (list, tuple)) and len(hscales) <= DENOISE_MAX_LEVELS
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in hscales)):
+        raise ValueError(f"hscales must be at most {DENOISE_MAX_LEVELS} finite numbers >= 0, got {hscales!r}")
+    if not (isinstance(offset, (tuple, list)) and len(offset) == 2):
+        raise ValueError(f"offset must be (row, column), got {offset!r}")
+    _check_count(offset[0], "the row offset", 0)
+    _check_count(offset[1], "the column offset", 0)
+    (_, h, w), (r0, c0) = dst.shape, offset
+    if r0 + h > size[0] or c0 + w > size[1]:
+        raise ValueError(f"rows [{r0}, {r0 + h}) and columns [{c0}, {c0 + w}) do not fit in an image of {size}")
+    _check_layout(dst, "dst", written=dst.numel() > 0)  # an empty view may have zero strides
+    if any(_overlap(dst, t) for t in inputs):
+        raise ValueError(f"dst overlaps {names}")
+    return h, w, r0, c0
+
+
+def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int,
+                    hscales: list[float], dst: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> bool:
+    """:func:`denoise` of the image :func:`apply_low_res` makes, each row computed as the filter needs it.
+
+    ``x`` ``(3, H, W)`` (uint8 or float32, any strides) and ``small``
+    ``(3n, h, w)`` float32 as one image of :func:`apply_low_res`; the curves'
+    output (clamped to [0, 1]) and gain never exist as images. ``hscales``,
+    ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
+    nothing) where the kernels are unavailable or the tensors are not of those
+    kinds; raises ``ValueError`` for arguments that do not fit.
+    """
+    if not (_plain_kind(x, small, dst) and x.dtype in (torch.float32, torch.uint8) and small.dtype == torch.float32
+            and dst.dtype in (torch.float32, torch.uint8)):
+        return False
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"x must be (3, H, W), got shape {tuple(x.shape)}")
+    _check_group_maps(small[None] if small.dim() == 3 else small, "small")
+    _check_count(steps, "steps", 0)
+    _check_count(row_start, "row_start", 0)
+    if not (isinstance(padded, (tuple, list)) and len(padded) == 2):
+        raise ValueError(f"padded must be (height, width), got {padded!r}")
+    _check_count(padded[0], "the padded height", 1)
+    _check_count(padded[1], "the padded width", 1)
+    _, height, width = x.shape
+    if row_start + height > padded[0] or width > padded[1]:
+        raise ValueError(f"x's rows [{row_start}, {row_start + height}) and {width} columns do not fit in the padded "
+                         f"size {tuple(padded)}")
+    if small.shape[-2] < 1 or small.shape[-1] < 1:
+        raise ValueError(f"small must have at least one row and column, got shape {tuple(small.shape)}")
+    _check_layout(x, "x", written=False)
+    _check_layout(small, "small", written=False)
+    h, w, r0, c0 = _check_stream_out((height, width), hscales, dst, offset, (x, small), "x or small")
+    lib = library()
+    if lib is None:
+        return False
+    if not dst.numel():
+        return True
+    small = small.contiguous()
+    scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
+    _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
+        _plane(x, 0), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
+        small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
+        dst.stride(0) == 1))
     return True
 
 

@@ -202,10 +202,75 @@ static void stretch_row(const float *small, int sh, int sw, int row, int width, 
     }
 }
 
-/* Rows [row_start, row_start + rows) of an image whose curves are `small`
- * (3 * groups x sh x sw, contiguous), bilinearly stretched (align_corners) over
- * the padded size padded_h x padded_w; the RGB groups are applied in turn for
- * `steps` steps. x and out (and gain, as for zdce_apply_maps) point at row row_start.
+/* The rows of an image whose curves are `small` (3 * groups x sh x sw, contiguous), bilinearly
+ * stretched (align_corners) over the padded size padded_h x padded_w, the RGB groups applied in
+ * turn for `steps` steps: one row at a time (low_res_row), fastest in order. x points at the row
+ * at row_start of the padded image. */
+typedef struct {
+    Plane x;
+    const float *small;
+    int width, interleaved, groups, sh, sw, row_start, steps, cached;
+    double scale;
+    float *v, **bufs;  /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
+    int *columns;
+} LowRes;
+
+static int low_res_begin(LowRes *s, Plane x, int width, int interleaved, const float *small, int groups, int sh,
+                         int sw, int padded_h, int padded_w, int row_start, int steps) {
+    *s = (LowRes){x, small, width, interleaved, groups, sh, sw, row_start, steps, -1, 0.0, NULL, NULL, NULL};
+    s->columns = malloc(sizeof(int) * 2 * (size_t)width);
+    if (!s->columns || begin(width, 3 * groups + 1, &s->v, &s->bufs)) {
+        free(s->columns);
+        return OUT_OF_MEMORY;
+    }
+    stretch_columns(sw, padded_w, width, s->columns, s->columns + width, s->bufs[3 * groups]);
+    s->scale = padded_h > 1 ? (double)(sh - 1) / (double)(padded_h - 1) : 0.0;
+    return 0;
+}
+
+static void low_res_end(LowRes *s) {
+    free(s->bufs);
+    free(s->v);
+    free(s->columns);
+}
+
+/* Row r (from x's first) through the curves, in s->v (the image's channel order; not yet clamped);
+ * where gain is not NULL, it gets the row's luma-weighted slope. */
+static void low_res_row(LowRes *s, int r, float *gain) {
+    const int groups = s->groups, sh = s->sh, width = s->width;
+    float **above = s->bufs + groups, **below = s->bufs + 2 * groups, *w1 = s->bufs[3 * groups];
+    const int64_t n = 3 * (int64_t)width, plane = 3 * (int64_t)sh * s->sw;
+    const double src = (double)(s->row_start + r) * s->scale;
+    int i0 = (int)floor(src);
+    if (i0 > sh - 1) i0 = sh - 1;
+    if (i0 < 0) i0 = 0;
+    const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
+    const float fy = (float)(src - i0);
+    for (int g = 0; g < groups; g++) {
+        const float *map = s->small + g * plane;
+        if (i0 != s->cached) {  /* source rows change every scale_factor output rows */
+            if (i0 == s->cached + 1 && s->cached >= 0) {  /* the old lower row is the new upper one */
+                float *t = above[g];
+                above[g] = below[g];
+                below[g] = t;
+            } else {
+                stretch_row(map, sh, s->sw, i0, width, s->interleaved, s->columns, s->columns + width, w1, above[g]);
+            }
+            stretch_row(map, sh, s->sw, i1, width, s->interleaved, s->columns, s->columns + width, w1, below[g]);
+        }
+        const float *restrict a = above[g], *restrict b = below[g];
+        float *restrict alpha = s->bufs[g];
+        for (int64_t k = 0; k < n; k++) alpha[k] = a[k] + fy * (b[k] - a[k]);
+    }
+    s->cached = i0;
+    load_row(&s->x, r, width, s->interleaved, s->v);
+    float *slope = gain ? slope_row(s->v, width, 3 * groups + 1) : NULL;
+    curve_steps(s->v, slope, s->bufs, groups, s->steps, n);
+    if (gain) store_gain(slope, width, s->interleaved, gain);
+}
+
+/* Rows [row_start, row_start + rows) of an image whose curves are `small` (see LowRes) into out.
+ * x and out (and gain, as for zdce_apply_maps) point at row row_start.
  * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved, const float *small, int groups,
                        int sh, int sw, int padded_h, int padded_w, int row_start, int steps, float *gain,
@@ -214,51 +279,14 @@ int zdce_apply_low_res(Plane x, Plane out, int rows, int width, int interleaved,
         || steps < 0)
         return BAD_ARGS;
     if (rows == 0 || width == 0) return 0;
-    float *v, **bufs;
-    int *columns = malloc(sizeof(int) * 2 * (size_t)width);
-    if (!columns || begin(width, 3 * groups + 1, &v, &bufs)) {
-        free(columns);
+    LowRes s;
+    if (low_res_begin(&s, x, width, interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
         return OUT_OF_MEMORY;
-    }
-    /* bufs: the curves of this row, then the stretched source rows above and below it, per group */
-    float **above = bufs + groups, **below = bufs + 2 * groups, *w1 = bufs[3 * groups];
-    const int64_t n = 3 * (int64_t)width, plane = 3 * (int64_t)sh * sw;
-    stretch_columns(sw, padded_w, width, columns, columns + width, w1);
-    const double scale = padded_h > 1 ? (double)(sh - 1) / (double)(padded_h - 1) : 0.0;
-    int cached = -1;
     for (int r = 0; r < rows; r++) {
-        const double src = (double)(row_start + r) * scale;
-        int i0 = (int)floor(src);
-        if (i0 > sh - 1) i0 = sh - 1;
-        if (i0 < 0) i0 = 0;
-        const int i1 = i0 + 1 < sh ? i0 + 1 : sh - 1;
-        const float fy = (float)(src - i0);
-        for (int g = 0; g < groups; g++) {
-            const float *map = small + g * plane;
-            if (i0 != cached) {  /* source rows change every scale_factor output rows */
-                if (i0 == cached + 1 && cached >= 0) {  /* the old lower row is the new upper one */
-                    float *t = above[g];
-                    above[g] = below[g];
-                    below[g] = t;
-                } else {
-                    stretch_row(map, sh, sw, i0, width, interleaved, columns, columns + width, w1, above[g]);
-                }
-                stretch_row(map, sh, sw, i1, width, interleaved, columns, columns + width, w1, below[g]);
-            }
-            const float *restrict a = above[g], *restrict b = below[g];
-            float *restrict alpha = bufs[g];
-            for (int64_t k = 0; k < n; k++) alpha[k] = a[k] + fy * (b[k] - a[k]);
-        }
-        cached = i0;
-        load_row(&x, r, width, interleaved, v);
-        float *slope = gain ? slope_row(v, width, 3 * groups + 1) : NULL;
-        curve_steps(v, slope, bufs, groups, steps, n);
-        if (gain) store_gain(slope, width, interleaved, gain + r * gain_sh);
-        store_row(&out, r, width, interleaved, v);
+        low_res_row(&s, r, gain ? gain + r * gain_sh : NULL);
+        store_row(&out, r, width, interleaved, s.v);
     }
-    free(bufs);
-    free(v);
-    free(columns);
+    low_res_end(&s);
     return 0;
 }
 
@@ -321,7 +349,7 @@ static inline __attribute__((always_inline)) void denoise_span(
     const float *restrict l2, const float *restrict gu0, const float *restrict gu1, const float *restrict gu2,
     const float *restrict gm0, const float *restrict gm1, const float *restrict gm2, const float *restrict gl0,
     const float *restrict gl1, const float *restrict gl2, const float *restrict inv, float *restrict o0,
-    float *restrict o1, float *restrict o2, int j0, int j1, int shift, int clamp, int width) {
+    float *restrict o1, float *restrict o2, int j0, int j1, int shift, int clamp, int self, int width) {
     /* The outputs never alias the inputs (checked by the caller): let the compiler vectorise. */
 #pragma GCC ivdep
     for (int j = j0; j < j1; j++) {
@@ -331,11 +359,13 @@ static inline __attribute__((always_inline)) void denoise_span(
             jr = jr > width - 1 ? width - 1 : jr;
         }
         const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
-        const float e0 = gm0[j], e1 = gm1[j], e2 = gm2[j];
+        /* self: the guide is the input itself */
+        const float e0 = self ? c0 : gm0[j], e1 = self ? c1 : gm1[j], e2 = self ? c2 : gm2[j];
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
 #define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, ws)                      \
         {                                                               \
-            const float d0 = q0[k] - e0, d1 = q1[k] - e1, d2 = q2[k] - e2; \
+            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1, \
+                        d2 = (self ? p2 : q2)[k] - e2;                  \
             float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
             t = t > DENOISE_T_MIN ? t : 0.0f;                           \
             const float w = (ws) * t * t;                               \
@@ -362,6 +392,58 @@ static inline __attribute__((always_inline)) void denoise_span(
     }
 }
 
+/* denoise_span with `self` (and `clamp`) fixed, each its own function: inlined together into
+ * one caller, GCC vectorised only half of the copies. */
+#define DENOISE_SPAN_ARGS                                                                                        \
+    const float *u0, const float *u1, const float *u2, const float *m0, const float *m1, const float *m2,        \
+        const float *l0, const float *l1, const float *l2, const float *gu0, const float *gu1, const float *gu2,   \
+        const float *gm0, const float *gm1, const float *gm2, const float *gl0, const float *gl1, const float *gl2, \
+        const float *inv, float *o0, float *o1, float *o2, int j0, int j1, int shift, int width
+#define DENOISE_SPAN_CALL(clamp, self)                                                                           \
+    denoise_span(u0, u1, u2, m0, m1, m2, l0, l1, l2, gu0, gu1, gu2, gm0, gm1, gm2, gl0, gl1, gl2, inv, o0, o1, o2, \
+                 j0, j1, shift, clamp, self, width)
+static __attribute__((noinline)) void span_guided(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(0, 0); }
+static __attribute__((noinline)) void span_guided_clamped(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(1, 0); }
+static __attribute__((noinline)) void span_self(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(0, 1); }
+static __attribute__((noinline)) void span_self_clamped(DENOISE_SPAN_ARGS) { DENOISE_SPAN_CALL(1, 1); }
+#undef DENOISE_SPAN_CALL
+#undef DENOISE_SPAN_ARGS
+
+/* One row of a level: rows u, m, l (the rows `d` above, at and below the centre; 3 plane
+ * pointers each) and the same rows of the guide, gain row g, into o. inv is a scratch row. */
+static void denoise_row(const float *const u[3], const float *const m[3], const float *const l[3],
+                        const float *const gu[3], const float *const gm[3], const float *const gl[3], const float *g,
+                        float hscale, int d, int width, float *inv, float *const o[3]) {
+    for (int j = 0; j < width; j++) {
+        const float e = g[j] * g[j] - 1.0f;
+        inv[j] = e > 0.0f && hscale > 0.0f ? 1.0f / (hscale * hscale * e) : 0.0f;
+    }
+    /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
+    const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
+#define DENOISE_ROW(fn, j0, j1)                                                                                     \
+    fn(u[0], u[1], u[2], m[0], m[1], m[2], l[0], l[1], l[2], gu[0], gu[1], gu[2], gm[0], gm[1], gm[2], gl[0], gl[1],  \
+       gl[2], inv, o[0], o[1], o[2], j0, j1, d, width)
+    /* guided by its own input (every level after the first): one load per tap */
+    if (gu[0] == u[0] && gu[1] == u[1] && gu[2] == u[2] && gm[0] == m[0] && gm[1] == m[1] && gm[2] == m[2]
+        && gl[0] == l[0] && gl[1] == l[1] && gl[2] == l[2]) {
+        DENOISE_ROW(span_self_clamped, 0, lo);
+        DENOISE_ROW(span_self, lo, hi);
+        DENOISE_ROW(span_self_clamped, hi, width);
+    } else {
+        DENOISE_ROW(span_guided_clamped, 0, lo);
+        DENOISE_ROW(span_guided, lo, hi);
+        DENOISE_ROW(span_guided_clamped, hi, width);
+    }
+#undef DENOISE_ROW
+}
+
+/* The 3 plane pointers of row r of an image of 3 planes `plane` floats apart, rows `width` floats apart. */
+static inline void planes_at(const float *base, int64_t plane, int width, int r, const float *p[3]) {
+    p[0] = base + (int64_t)r * width;
+    p[1] = p[0] + plane;
+    p[2] = p[1] + plane;
+}
+
 /* One level of the edge-stopping a-trous filter of zerodce.enhance.denoise (its reference
  * is denoise_level there): rows [row0, row0 + rows) of dst from src, both 3 planes of
  * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
@@ -378,59 +460,233 @@ int zdce_denoise_level(const float *src, const float *guide, float *dst, int hei
     float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
     if (!inv) return OUT_OF_MEMORY;
     const int d = dilation;
-    /* columns whose taps are all inside the row: no clamping, and the loop vectorises */
-    const int lo = d < width ? d : width, hi = width - d > lo ? width - d : lo;
     for (int r = row0; r < row0 + rows; r++) {
-        const float *g = gain + (int64_t)r * width;
-        for (int j = 0; j < width; j++) {
-            const float e = g[j] * g[j] - 1.0f;
-            inv[j] = e > 0.0f && hscale > 0.0f ? 1.0f / (hscale * hscale * e) : 0.0f;
-        }
         const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
-        const float *u = src + (int64_t)up * width, *m = src + (int64_t)r * width, *l = src + (int64_t)down * width;
-        const float *gu = guide + (int64_t)up * width, *gm = guide + (int64_t)r * width,
-                    *gl = guide + (int64_t)down * width;
-        float *o = dst + (int64_t)r * width;
-#define DENOISE_ROW(j0, j1, clamp)                                                                                \
-        denoise_span(u, u + plane, u + 2 * plane, m, m + plane, m + 2 * plane, l, l + plane, l + 2 * plane, gu,        \
-                     gu + plane, gu + 2 * plane, gm, gm + plane, gm + 2 * plane, gl, gl + plane, gl + 2 * plane, inv, o, \
-                     o + plane, o + 2 * plane, j0, j1, d, clamp, width)
-        DENOISE_ROW(0, lo, 1);
-        DENOISE_ROW(lo, hi, 0);
-        DENOISE_ROW(hi, width, 1);
-#undef DENOISE_ROW
+        const float *u[3], *m[3], *l[3], *gu[3], *gm[3], *gl[3];
+        float *o[3] = {dst + (int64_t)r * width, dst + plane + (int64_t)r * width, dst + 2 * plane + (int64_t)r * width};
+        planes_at(src, plane, width, up, u);
+        planes_at(src, plane, width, r, m);
+        planes_at(src, plane, width, down, l);
+        planes_at(guide, plane, width, up, gu);
+        planes_at(guide, plane, width, r, gm);
+        planes_at(guide, plane, width, down, gl);
+        denoise_row(u, m, l, gu, gm, gl, gain + (int64_t)r * width, hscale, d, width, inv, o);
     }
     free(inv);
     return 0;
 }
 
-/* The first pass's guide: the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of
- * rows [row0, row0 + rows) of the 3 planes of src (height x width contiguous floats) into dst.
- * Returns 0, or BAD_ARGS for rows outside [0, height). */
+/* One row of the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of one plane,
+ * from its rows above (a), at (m) and below (b) into o. */
+static void smooth_row(const float *restrict a, const float *restrict m, const float *restrict b, float *restrict o,
+                       int width) {
+    /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
+#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
+    if (width == 1) {
+        o[0] = COLUMN(0);
+        return;
+    }
+    o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
+#pragma GCC ivdep
+    for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
+    o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
+#undef COLUMN
+}
+
+/* The first pass's guide: the 3 x 3 binomial blur of rows [row0, row0 + rows) of the 3 planes
+ * of src (height x width contiguous floats) into dst. Returns 0, or BAD_ARGS for rows outside [0, height). */
 int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
     if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
     const int64_t plane = (int64_t)height * width;
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 3; c++)
         for (int r = row0; r < row0 + rows; r++) {
             const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
-            const float *restrict a = src + c * plane + (int64_t)up * width;
-            const float *restrict m = src + c * plane + (int64_t)r * width;
-            const float *restrict b = src + c * plane + (int64_t)down * width;
-            float *restrict o = dst + c * plane + (int64_t)r * width;
-            /* vertical then horizontal, the column sums recomputed per output (3 loads): vectorises */
-#define COLUMN(j) (0.25f * a[j] + 0.5f * m[j] + 0.25f * b[j])
-            if (width == 1) {
-                o[0] = COLUMN(0);
-                continue;
-            }
-            o[0] = 0.75f * COLUMN(0) + 0.25f * COLUMN(1);
-#pragma GCC ivdep
-            for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
-            o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
-#undef COLUMN
+            const float *p = src + c * plane;
+            smooth_row(p + (int64_t)up * width, p + (int64_t)r * width, p + (int64_t)down * width,
+                       dst + c * plane + (int64_t)r * width, width);
         }
-    }
     return 0;
+}
+
+/* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
+#define DENOISE_MAX_LEVELS 8
+
+/* The state of zdce_denoise: all passes streamed over rows. Stage 0 is the guide of the
+ * first level (the blur of y), stage s >= 1 is level s (taps 2^(s - 1) apart). Each stage
+ * keeps its latest rows in a ring, as many as its consumer reads at once: stage s's
+ * consumer is level s + 1, whose taps reach 2^s rows up and down, so 2^(s + 1) + 1 rows.
+ * A stage computes a row when its consumer asks for it (advance), so the rows of every
+ * pass stay in L2 cache instead of a whole image going through memory 4 times. */
+typedef struct {
+    const float *y, *gain;
+    int height, width, levels;
+    const float *hscale;
+    float *ring[DENOISE_MAX_LEVELS];
+    int size[DENOISE_MAX_LEVELS], next[DENOISE_MAX_LEVELS + 1];
+    float *inv, *last;
+    /* Where y and gain are computed row by row instead (zdce_denoise_low_res): the curves, and
+     * rings of their last Y_ROWS rows and gain_rows gain rows; next_source is the next row. */
+    LowRes *source;
+    float *yring, *gring;
+    int gain_rows, next_source;
+} Stream;
+
+/* Rows of y a stream holds when it computes them: levels 1 and the guide read 3 rows, one ahead. */
+#define Y_ROWS 4
+
+static void stage_rows(const Stream *f, int s, int r, const float *p[3]) {
+    if (s < 0 && !f->source) {
+        planes_at(f->y, (int64_t)f->height * f->width, f->width, r, p);
+        return;
+    }
+    const float *row = s < 0 ? f->yring + (int64_t)(r % Y_ROWS) * 3 * f->width
+                             : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * f->width;
+    planes_at(row, f->width, f->width, 0, p);
+}
+
+static const float *gain_row(const Stream *f, int r) {
+    return f->source ? f->gring + (int64_t)(r % f->gain_rows) * f->width : f->gain + (int64_t)r * f->width;
+}
+
+/* Computes y (and its gain) up to row `upto`, where the stream has a curve source: clamped to
+ * [0, 1] and in planes, as the curve kernels store a float image. */
+static void advance_source(Stream *f, int upto) {
+    const int w = f->width;
+    if (!f->source) return;
+    for (; f->next_source <= upto; f->next_source++) {
+        const int r = f->next_source;
+        low_res_row(f->source, r, f->levels ? f->gring + (int64_t)(r % f->gain_rows) * w : NULL);
+        const float *v = f->source->v;
+        float *o = f->yring + (int64_t)(r % Y_ROWS) * 3 * w;
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < w; j++) {
+                const float t = v[slot(f->source->interleaved, w, c, j)];
+                o[(int64_t)c * w + j] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+            }
+    }
+}
+
+/* Computes stage s up to row `upto` (at most height - 1), and what it reads of the stages before. */
+static void advance(Stream *f, int s, int upto) {
+    const int h = f->height, w = f->width;
+    for (; f->next[s] <= upto; f->next[s]++) {
+        const int r = f->next[s];
+        const int d = s == 0 ? 1 : 1 << (s - 1), up = r - d < 0 ? 0 : r - d, down = r + d > h - 1 ? h - 1 : r + d;
+        float *o[3];
+        float *row = s == f->levels ? f->last : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * w;
+        o[0] = row, o[1] = row + w, o[2] = row + 2 * w;
+        const float *u[3], *m[3], *l[3];
+        if (s == 0) {
+            advance_source(f, down);
+            stage_rows(f, -1, up, u);
+            stage_rows(f, -1, r, m);
+            stage_rows(f, -1, down, l);
+            for (int c = 0; c < 3; c++) smooth_row(u[c], m[c], l[c], o[c], w);
+            continue;
+        }
+        advance(f, s - 1, down);
+        advance_source(f, down);
+        const float *gu[3], *gm[3], *gl[3];
+        /* level 1 filters y, guided by its blur; later levels filter (and are guided by) the level before */
+        stage_rows(f, s == 1 ? -1 : s - 1, up, u);
+        stage_rows(f, s == 1 ? -1 : s - 1, r, m);
+        stage_rows(f, s == 1 ? -1 : s - 1, down, l);
+        stage_rows(f, s - 1, up, gu);
+        stage_rows(f, s - 1, r, gm);
+        stage_rows(f, s - 1, down, gl);
+        denoise_row(u, m, l, gu, gm, gl, gain_row(f, r), f->hscale[s - 1], d, w, f->inv, o);
+    }
+}
+
+/* Runs stream f (its image, levels and source set) for rows [row0, row0 + rows) and columns
+ * [col0, col0 + cols) of the result into out (see zdce_denoise). Returns 0 or OUT_OF_MEMORY. */
+static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    const int height = f.height, width = f.width, levels = f.levels;
+    /* stage s is needed `reach` rows beyond the output's on each side */
+    size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
+    int reach = 0;
+    for (int s = levels - 1; s >= 0; s--) {
+        reach += 1 << s;
+        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
+        f.next[s] = row0 - reach > 0 ? row0 - reach : 0;
+        floats += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    f.next[levels] = row0;
+    /* the source is read `reach` + 1 rows ahead of the output (the guide's blur), and its gain
+     * row r until the last pass has done row r */
+    f.gain_rows = reach + 2;
+    f.next_source = levels ? (row0 - reach - 1 > 0 ? row0 - reach - 1 : 0) : row0;
+    if (f.source) floats += 3 * (size_t)width * Y_ROWS + (size_t)width * (size_t)f.gain_rows;
+    float *v = malloc(sizeof(float) * floats);
+    if (!v) return OUT_OF_MEMORY;
+    f.inv = v + 3 * (size_t)cols;
+    f.last = f.inv + width;
+    float *at = f.last + 3 * (size_t)width;
+    for (int s = 0; s < levels; s++) {
+        f.ring[s] = at;
+        at += 3 * (size_t)width * (size_t)f.size[s];
+    }
+    if (f.source) {
+        f.yring = at;
+        f.gring = at + 3 * (size_t)width * Y_ROWS;
+    }
+    for (int r = row0; r < row0 + rows; r++) {
+        const float *p[3];
+        if (levels == 0) {
+            advance_source(&f, r);
+            stage_rows(&f, -1, r, p);
+        } else {
+            advance(&f, levels, r);
+            p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
+        store_row(&out, r - row0, cols, interleaved, v);
+    }
+    free(v);
+    return 0;
+}
+
+static int bad_window(int height, int width, int levels, int row0, int rows, int col0, int cols) {
+    return height < 0 || width < 0 || levels < 0 || levels > DENOISE_MAX_LEVELS || row0 < 0 || rows < 0
+           || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols;
+}
+
+/* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
+ * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of zdce_denoise_level with taps 1, 2, 4...
+ * apart and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (zdce_smooth3x3),
+ * each later one by its own input; the result equals those calls on the whole image.
+ * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
+ * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
+ * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the
+ * first of them. Each stage computes only the rows the next needs.
+ * Returns 0, OUT_OF_MEMORY, or BAD_ARGS for rows or columns outside the image. */
+int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, Plane out,
+                 int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols)) return BAD_ARGS;
+    if (rows == 0 || cols == 0) return 0;
+    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale};
+    return run_stream(f, out, row0, rows, col0, cols, interleaved);
+}
+
+/* zdce_denoise of the image zdce_apply_low_res makes (the `height` rows of x from row_start of
+ * the padded image, with their gain), each row computed when the first pass needs it: no float
+ * image and no gain plane in memory. x_interleaved is x's layout, interleaved out's.
+ * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
+int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
+                         int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
+                         int levels, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols) || groups < 1 || sh < 1 || sw < 1 || padded_h < 1
+        || padded_w < 1 || row_start < 0 || steps < 0)
+        return BAD_ARGS;
+    if (rows == 0 || cols == 0) return 0;
+    LowRes source;
+    if (low_res_begin(&source, x, width, x_interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
+        return OUT_OF_MEMORY;
+    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source};
+    const int result = run_stream(f, out, row0, rows, col0, cols, interleaved);
+    low_res_end(&source);
+    return result;
 }
 
 /* Rows of float image src into dst (uint8, rounded half to even, or float), both any

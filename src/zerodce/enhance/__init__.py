@@ -37,6 +37,7 @@ so pieces never disagree.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -60,7 +61,7 @@ from zerodce.enhance.exposure import auto_strength
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, create_model
-from zerodce.models._dce_net import RECEPTIVE_RADIUS, downscale
+from zerodce.models._dce_net import RECEPTIVE_RADIUS, downscale, one_thread
 
 #: Context around a Zero-DCE tile: the network's receptive field plus a margin.
 TILE_OVERLAP = 16
@@ -301,15 +302,20 @@ class Enhancer:
         low_res = self.model.scale_factor > 1
         if maps is None and low_res:
             raise InputError("maps are needed for a model that estimates curves at low resolution")
-        strengths = self._strengths(x, maps)
-        if maps is not None:
-            maps = _scaled(maps.to(self.device, torch.float32), strengths)
-            maps = maps if curve_filter is None else curve_filter(maps)
         level = _denoise_level(self.denoise)
-        sigma = denoising.estimate_noise(x) if level > 0 else None
+        with one_thread():  # small work: the strength search on small maps, the noise of sampled rows
+            strengths = self._strengths(x, maps)
+            sigma = denoising.estimate_noise(x) if level > 0 else None
+        if maps is not None:
+            with one_thread() if low_res else contextlib.nullcontext():  # low-resolution maps are small too
+                maps = _scaled(maps.to(self.device, torch.float32), strengths)
+                maps = maps if curve_filter is None else curve_filter(maps)
         margin = denoising.RADIUS if sigma is not None else 0
         h, w = x.shape[-2:]
-        pieces = self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin)
+        pieces = list(self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin))
+        # One buffer for every piece's curve output (and gain): fresh pages for each would be faulted in again.
+        largest = max((r.stop - r.start) * (c.stop - c.start) for _, (r, c) in pieces)
+        buffers = None
         for core, context in pieces:
             piece = x[..., context[0], context[1]]
             if maps is None:
@@ -318,12 +324,25 @@ class Enhancer:
                 piece_maps = maps[..., context[0], context[1]]
             whole = core == context
             target = out[..., core[0], core[1]]
-            y = target if whole and sigma is None else torch.empty(piece.shape, device=self.device)
-            gain = None if sigma is None else torch.empty((piece.shape[0], 1, *piece.shape[-2:]), device=self.device)
+            offset = (core[0].start - context[0].start, core[1].start - context[1].start)
+            if sigma is not None and low_res and denoising.denoise_low_res_into(
+                    piece, maps, padded, self.model.iterations, context[0].start, sigma, level, target, offset):
+                continue  # curves, filter and store in one pass
+            if whole and sigma is None:
+                y, gain = target, None
+            else:
+                if buffers is None:
+                    buffers = (torch.empty(x.shape[0] * 3 * largest, device=self.device),
+                               torch.empty(x.shape[0] * largest, device=self.device) if sigma is not None else None)
+                n = piece.shape[0] * piece.shape[-2] * piece.shape[-1]
+                y = buffers[0][: 3 * n].view(piece.shape)
+                gain = None if sigma is None else buffers[1][:n].view(piece.shape[0], 1, *piece.shape[-2:])
             if low_res:
                 apply_low_res_curves(piece, maps, padded, self.model.iterations, context[0].start, out=y, gain=gain)
             else:
                 apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain)
+            if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset):
+                continue  # filtered and stored in one pass
             if sigma is not None:
                 y = denoising.denoise_amplified(y, gain, sigma, level)
             if y is not target:

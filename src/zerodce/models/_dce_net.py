@@ -20,7 +20,8 @@ low resolution) is :mod:`zerodce.curves`' job.
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,43 @@ RECEPTIVE_RADIUS = 7
 #: activations in cache but recompute 14 overlap rows each; 2**17 (3 bands per 512-pixel
 #: tile) was fastest on the AVX2 CPU measured (docs/speed.md).
 NET_BAND_PIXELS = 1 << 17
+#: Inference calls of at most this many multiply-adds (~15 ms on one core; Zero-DCE++'s 160x90
+#: network is 145 M) run on one torch thread: see :func:`one_thread`.
+ONE_THREAD_MACS = 1 << 28
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (else autocast to bf16 is emulated and slow)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and torch.backends.mkldnn.is_available() and check())
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for small work (Zero-DCE++'s network at 160x90, the strength search, noise samples).
+
+    Each torch operation split over threads waits for all of them: on tensors this
+    small that costs more than it saves, and on a loaded machine a thread waiting for
+    a core costs a scheduler slice (milliseconds) per operation. Measured on a busy
+    2-core VM: the 160x90 network took 26 ms on one thread and 244 ms on two. With
+    torch's OpenMP backend the setting belongs to the calling thread (threads already
+    running keep theirs; one started in this short window starts with 1): it changes
+    speed only, never results.
+
+    Example:
+        >>> with one_thread():
+        ...     torch.get_num_threads()
+        1
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class DCENet(nn.Module):
@@ -59,6 +97,7 @@ class DCENet(nn.Module):
             raise ValueError(f"scale_factor must be an integer >= 1, got {scale_factor!r}")
         self.iterations = iterations
         self.out_channels = out_channels
+        self._inference_dtype = torch.float32
         self.scale_factor = int(scale_factor)
         c = channels
         self.conv1 = conv(3, c)
@@ -77,10 +116,14 @@ class DCENet(nn.Module):
         autograd, inputs larger than :data:`NET_BAND_PIXELS` run in bands of rows
         overlapping by the receptive radius, so the activations stay closer to
         the cores (5-20% faster here); the result is the same, as every output
-        row sees exactly the input rows it would see in one piece.
+        row sees exactly the input rows it would see in one piece. Calls of at most
+        :data:`ONE_THREAD_MACS` multiply-adds run on one thread (:func:`one_thread`).
         """
         b, _, h, w = x.shape
         rows = max(1, NET_BAND_PIXELS // (b * w))
+        if not torch.is_grad_enabled() and not torch.jit.is_tracing() and b * h * w * self.macs_per_pixel() <= ONE_THREAD_MACS:
+            with one_thread():
+                return self._net(x)
         if torch.is_grad_enabled() or torch.jit.is_tracing() or h <= rows + 2 * RECEPTIVE_RADIUS:
             return self._net(x)
         out = None
@@ -93,17 +136,67 @@ class DCENet(nn.Module):
             out[..., r0:r1, :] = band[..., r0 - top : r1 - top, :]
         return out
 
+    def macs_per_pixel(self) -> int:
+        """Multiply-adds of the network per input pixel (every convolution keeps the size).
+
+        Example:
+            >>> from zerodce import create_model
+            >>> create_model("zero_dce").macs_per_pixel(), create_model("zero_dce_pp").macs_per_pixel()
+            (79200, 10075)
+        """
+        return sum(m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                   for m in self.modules() if isinstance(m, nn.Conv2d))
+
+    @property
+    def inference_dtype(self) -> torch.dtype:
+        """Precision of the network's inference convolutions: ``torch.float32`` (default) or ``torch.bfloat16``.
+
+        bfloat16 is opt-in, for networks of plain 3x3 convolutions (Zero-DCE) only, and
+        used only where :func:`cpu_has_native_bf16` (float32 elsewhere, bit for bit):
+        with the shipped weights on real photos it changes the enhanced image by
+        0.6/255 at most (tests/test_fast_paths.py), at 2.2-2.6x the speed on the
+        AVX-512 BF16 VM. Zero-DCE++'s depthwise-separable network was 1.2/255 off,
+        over the 1/255 the project allows, so it stays float32. Training is unaffected.
+
+        Example:
+            >>> from zerodce import create_model
+            >>> net = create_model("zero_dce")
+            >>> net.inference_dtype = torch.bfloat16
+            >>> create_model("zero_dce_pp").inference_dtype = torch.bfloat16
+            Traceback (most recent call last):
+            ...
+            ValueError: bfloat16 inference is offered for networks of plain convolutions (Zero-DCE) only
+        """
+        return self._inference_dtype
+
+    @inference_dtype.setter
+    def inference_dtype(self, dtype: torch.dtype) -> None:
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"inference_dtype must be torch.float32 or torch.bfloat16, got {dtype!r}")
+        if dtype == torch.bfloat16 and not isinstance(self.conv1, nn.Conv2d):
+            raise ValueError("bfloat16 inference is offered for networks of plain convolutions (Zero-DCE) only")
+        self._inference_dtype = dtype
+
+    def _bf16(self, x: torch.Tensor) -> bool:
+        """Whether this call runs in bfloat16 (:attr:`inference_dtype`, inference on a CPU that computes it natively)."""
+        return (self.inference_dtype == torch.bfloat16 and x.device.type == "cpu" and x.dtype == torch.float32
+                and not torch.is_grad_enabled() and not torch.jit.is_tracing() and cpu_has_native_bf16())
+
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         layout = _layout(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        conv = _conv_activation if _fuses_activations(x) else _conv_then_activation
-        x1 = conv(self.conv1, x, "relu")
-        x2 = conv(self.conv2, x1, "relu")
-        x3 = conv(self.conv3, x2, "relu")
-        x4 = conv(self.conv4, x3, "relu")
-        x5 = conv(self.conv5, torch.cat([x3, x4], 1), "relu")
-        x6 = conv(self.conv6, torch.cat([x2, x5], 1), "relu")
-        return conv(self.conv7, torch.cat([x1, x6], 1), "tanh").contiguous(memory_format=layout)
+        bf16 = self._bf16(x)
+        # autocast converts the inputs of nn.Conv2d calls, not of oneDNN's fused operator
+        conv = _conv_activation if _fuses_activations(x) and not bf16 else _conv_then_activation
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            x1 = conv(self.conv1, x, "relu")
+            x2 = conv(self.conv2, x1, "relu")
+            x3 = conv(self.conv3, x2, "relu")
+            x4 = conv(self.conv4, x3, "relu")
+            x5 = conv(self.conv5, torch.cat([x3, x4], 1), "relu")
+            x6 = conv(self.conv6, torch.cat([x2, x5], 1), "relu")
+            out = conv(self.conv7, torch.cat([x1, x6], 1), "tanh")
+        return out.float().contiguous(memory_format=layout)
 
     def estimate_low_res_curves(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Curve maps at the network's resolution, and the padded full size they map onto.

@@ -23,6 +23,7 @@ from zerodce.curves import apply_curves, upsample_curves
 from zerodce.data import ImageFolder, find_images, split
 from zerodce.losses import COMPONENTS, LossOutput, LossWeights, ZeroReferenceLoss
 from zerodce.models import DCENet, create_model
+from zerodce.models._dce_net import cpu_has_native_bf16
 from zerodce.train.checkpoints import read_checkpoint, save_checkpoint
 from zerodce.train.config import (AUTHORS_IMAGE_SIZE, RESUMABLE_CHANGES, Precision, TrainConfig, TrainingError,
                                   _check_config, training_recipe)
@@ -365,12 +366,6 @@ def _run(config: TrainConfig, saved: dict | None, out: Path, device: torch.devic
             "model_name": config.model, "epoch": str(best["epoch"]), "val_total": f"{best_val:.6f}",
             "config": json.dumps(training_recipe(config))})
     return TrainResult(out, history, best_epoch, best_val, weights)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN computes bfloat16 natively on this CPU (else autocast to bf16 is emulated and slow)."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check is not None and torch.backends.mkldnn.is_available() and check())
 
 
 # --------------------------------------------------------------------------- helpers
