@@ -231,7 +231,12 @@ def train(config: TrainConfig) -> TrainResult:
             raise TrainingError(f"{out} holds another run; resume {config.resume} into an empty --out")
         if is_writer:
             out.mkdir(parents=True, exist_ok=True)
-        return _run(config, saved, out, device, world, rank, is_writer)
+        result = _run(config, saved, out, device, world, rank, is_writer)
+        if world > 1:
+            # Rank 0 still writes the last files when the others are done: a process that tore its
+            # connections down then was seen to abort in gloo ("terminate called"), under load.
+            dist.barrier()
+        return result
     finally:
         if world > 1:
             dist.destroy_process_group()
