@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+import conftest
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -21,13 +21,7 @@ HOST = "127.0.0.1"
 
 def require(module: str) -> None:
     """Skip without ``module`` (the serve/test extras), but fail under CI=true, where it must be installed."""
-    try:
-        __import__(module)
-    except ImportError:
-        message = f"{module} is not installed (pip install \"zerodce[test]\")"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    conftest.require(module, "test")
 
 
 def free_port() -> int:

@@ -99,9 +99,12 @@ class TestFilter:
         assert filter_range(torch.tensor([3.0]), 0.01, level=2.0).item() == pytest.approx(
             2 * filter_range(torch.tensor([3.0]), 0.01).item())
 
-    def test_module_twin_equals_function(self):
-        y, gain = torch.rand(1, 3, 12, 12, generator=GEN), 1 + 4 * torch.rand(1, 1, 12, 12, generator=GEN)
-        assert DenoiseAmplified(1.5)(y, gain, 0.01).equal(denoise_amplified(y, gain, 0.01, 1.5))
+    def test_module_twin_level_scales_the_filter(self):
+        flat = torch.full((1, 3, 32, 32), 0.5)
+        y = flat + 0.05 * torch.randn(flat.shape, generator=GEN)
+        gain = torch.full((1, 1, 32, 32), 5.0)
+        left = [noise_of(DenoiseAmplified(level)(y, gain, 0.01), flat) for level in (0.0, 0.5, 2.0)]
+        assert left[0] == noise_of(y, flat) and left[0] > left[1] > left[2]
 
     def test_bad_gain_shape(self):
         with pytest.raises(ValueError, match="gain must have shape"):
