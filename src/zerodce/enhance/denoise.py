@@ -100,9 +100,11 @@ def estimate_noise(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
     rows = (tops.view(-1, 1) + torch.arange(3).view(1, 3)).flatten().to(x.device)
     sample = x.index_select(2, rows)
     sample = sample.float() / 255.0 if sample.dtype == torch.uint8 else sample.float()
-    sample = sample.view(b * c, 1, len(tops), 3, w).permute(0, 2, 1, 3, 4).reshape(b * c * len(tops), 1, 3, w)
-    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=sample.device).view(1, 1, 3, 3)
-    response = F.conv2d(sample, kernel).abs().view(b, c, -1)
+    strip = sample.view(b, c, len(tops), 3, w)
+    # The kernel is separable ([1, -2, 1] down the 3 rows, then along them): a few full-width
+    # operations, where conv2d on thousands of 3-row strips costs ~10x more.
+    rows_diff = strip[..., 0, :] - 2.0 * strip[..., 1, :] + strip[..., 2, :]
+    response = (rows_diff[..., :-2] - 2.0 * rows_diff[..., 1:-1] + rows_diff[..., 2:]).abs().reshape(b, c, -1)
     sigma = _MAD_TO_SIGMA * _lower_median(response) / _OPERATOR_GAIN
     return (sigma.pow(2).mean(1).cpu() + quantization).sqrt()
 
