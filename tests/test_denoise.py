@@ -10,7 +10,7 @@ from skimage import data as samples
 from zerodce import _native
 from zerodce.curves import apply_curves_fused, apply_curves_reference, apply_low_res_curves, curve_gain
 from zerodce.enhance import Enhancer
-from zerodce.enhance.denoise import (RANGE_PER_SIGMA, DenoiseAmplified, _lower_median, denoise_amplified, denoise_into,
+from zerodce.enhance.denoise import (QUANTIZATION, RANGE_PER_SIGMA, DenoiseAmplified, _lower_median, denoise_amplified, denoise_into,
                                      denoise_level, denoise_low_res_into, estimate_noise, filter_range, smooth3x3)
 
 from conftest import require_native
@@ -93,6 +93,17 @@ class TestFilter:
         detail = clean - smooth3x3(clean[0])[None]  # the photo's fine texture
         kept = ((out - smooth3x3(out[0])[None]) * detail).sum() / (detail * detail).sum()
         assert kept > 0.5  # more than half of the fine texture's amplitude is still there
+
+    def test_softens_the_steps_of_noise_free_8_bit_plateaus(self):
+        """Stripes 24 pixels wide, 2 and 3 levels, no noise, lifted 30x: each 1-level step becomes a
+        jump of 30 levels. Coarse passes keep a range for the quantization (only the sensor noise's part
+        halves), so they soften it; with every range halved the step stayed at 83%."""
+        x = ((torch.arange(96) // 24) % 2 + 2).float().div(255).expand(1, 3, 96, 96)
+        y = 30 * x
+        out = denoise_amplified(y, torch.full((1, 1, 96, 96), 30.0), estimate_noise(x))
+        step = (out[0, :, 48, 1:] - out[0, :, 48, :-1]).abs().max()
+        assert step < 0.75 * 30 / 255
+        assert (out[..., 48, :].mean() - y[..., 48, :].mean()).abs() < 0.5 / 255  # levels moved, not the brightness
 
     def test_range_is_zero_without_gain(self):
         assert filter_range(torch.tensor([1.0, 2.0]), 0.01).tolist()[0] == 0.0
@@ -295,7 +306,8 @@ class TestStreamedFilter:
         y, gain = torch.rand(2, 3, 50, 60, generator=GEN), 1 + 6 * torch.rand(2, 1, 50, 60, generator=GEN)
         out = denoise_amplified(y, gain, torch.tensor([0.01, 0.03]))
         for i, sigma in enumerate((0.01, 0.03)):
-            scales = [RANGE_PER_SIGMA * sigma / 2**k for k in range(4)]
+            sensor2 = sigma**2 - QUANTIZATION**2  # only the sensor noise's part halves
+            scales = [RANGE_PER_SIGMA * (sensor2 / 4**k + QUANTIZATION**2) ** 0.5 for k in range(4)]
             assert (out[i] - self.passes(y[i], gain[i, 0], scales)).abs().max() <= 1e-5
 
     @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])

@@ -19,8 +19,12 @@ is scaled by Tukey's biweight of its colour distance to the centre pixel,
 all, so edges stay sharp without halos, and texture stronger than the noise
 survives. ``h`` is Tukey's textbook constant (4.685, 95% efficiency under
 Gaussian noise) times the spread of the difference of two noisy pixels
-(``sqrt(2)`` times the amplified noise), halved at every coarser level, as the
-noise left after each pass is about half (Dammertz et al.). The first pass
+(``sqrt(2)`` times the amplified noise). At every coarser level the sensor
+noise's part of it is halved, as the white noise left after each pass is about
+half (Dammertz et al.); the quantization's part (:data:`QUANTIZATION`, one 8-bit
+step's uniform error) is not: in a photo whose shadows hold no noise to dither
+them (phone JPEGs) the error is a staircase of plateaus one level apart, as large
+after averaging inside a plateau as before, and lifted into visible blocks. The first pass
 measures colour distances on a copy smoothed by the same 3x3 kernel (a joint
 filter), so an isolated noise spike, far from all its neighbours, is averaged
 away instead of being protected as an "edge" (the bilateral filter's known
@@ -57,6 +61,9 @@ TUKEY = 4.685
 #: Range of the filter per unit of amplified noise: Tukey's constant on the spread of
 #: the difference of two pixels with independent noise.
 RANGE_PER_SIGMA = TUKEY * math.sqrt(2.0)
+#: The 8-bit quantization's standard deviation (a uniform error of one step), part of every
+#: :func:`estimate_noise` result: the part of a range that coarser passes keep.
+QUANTIZATION = 1.0 / (255.0 * math.sqrt(12.0))
 #: Passes whose widest range is below half an 8-bit level are skipped: no pixel can move by more.
 MIN_RANGE = 0.5 / 255
 #: Sensor-noise samples :func:`estimate_noise` uses per image at most (a regular subset).
@@ -180,11 +187,25 @@ def denoise_level(y: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: 
     return torch.where(inv > 0, acc / wsum.clamp(min=torch.finfo(wsum.dtype).tiny), y)
 
 
-def _pass_scales(gain: torch.Tensor, sigma: float, level: float) -> list[float]:
-    """The range scale of each pass that can move a pixel visibly (``hscale`` of :func:`denoise_level`)."""
+def _pass_scales(gain: torch.Tensor, sigma: float, level: float = 1.0) -> list[float]:
+    """The range scale of each pass that can move a pixel visibly (``hscale`` of :func:`denoise_level`).
+
+    Pass ``k`` has ``level * RANGE_PER_SIGMA * sqrt(sensor**2 / 4**k + q**2)``, where
+    ``q = min(sigma, QUANTIZATION)`` and ``sensor**2 = sigma**2 - q**2``: the first
+    pass's scale is that of :func:`filter_range`, and only the sensor noise's part halves.
+
+    Example:
+        >>> [round(s / RANGE_PER_SIGMA, 4) for s in _pass_scales(torch.full((4, 4), 8.0), 0.01)][:2]
+        [0.01, 0.0051]
+        >>> len(set(_pass_scales(torch.full((4, 4), 8.0), QUANTIZATION)))  # quantization only: every pass alike
+        1
+    """
     with one_thread():  # one reduction: split over threads, it waits for the slower one
-        widest = filter_range(gain.max().view(1), sigma, level).item()
-    return [level * RANGE_PER_SIGMA * sigma / 2**k for k in range(LEVELS) if widest / 2**k >= MIN_RANGE]
+        spread = float((gain.max() ** 2 - 1.0).clamp(min=0.0).sqrt())
+    q = min(sigma, QUANTIZATION)
+    sensor2 = sigma * sigma - q * q
+    scales = [level * RANGE_PER_SIGMA * math.sqrt(sensor2 / 4**k + q * q) for k in range(LEVELS)]
+    return [scale for scale in scales if scale * spread >= MIN_RANGE]
 
 
 def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
