@@ -409,8 +409,14 @@ static __attribute__((noinline)) void span_self_clamped(DENOISE_SPAN_ARGS) { DEN
 #undef DENOISE_SPAN_CALL
 #undef DENOISE_SPAN_ARGS
 
-/* One row of a level: rows u, m, l (the rows `d` above, at and below the centre; 3 plane
- * pointers each) and the same rows of the guide, gain row g, into o. inv is a scratch row. */
+/* One row of a pass of the edge-stopping a-trous filter of zerodce.enhance.denoise (its
+ * definition is denoise_level there): rows u, m, l (the rows `d` above, at and below the
+ * centre, edges clamped; 3 plane pointers each) and the same rows of the guide, gain row g,
+ * into o. The 3 x 3 taps are `d` apart with weights 1/4, 1/2, 1/4 per axis, edges clamped. A
+ * tap's weight is multiplied by (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's
+ * biweight), d2 being the squared colour distance between tap and centre in the guide and
+ * h = hscale * sqrt(max(g^2 - 1, 0)) at the centre; h = 0 keeps the centre value. inv is a
+ * scratch row. */
 static void denoise_row(const float *const u[3], const float *const m[3], const float *const l[3],
                         const float *const gu[3], const float *const gm[3], const float *const gl[3], const float *g,
                         float hscale, int d, int width, float *inv, float *const o[3]) {
@@ -444,38 +450,6 @@ static inline void planes_at(const float *base, int64_t plane, int width, int r,
     p[2] = p[1] + plane;
 }
 
-/* One level of the edge-stopping a-trous filter of zerodce.enhance.denoise (its reference
- * is denoise_level there): rows [row0, row0 + rows) of dst from src, both 3 planes of
- * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
- * 1/4, 1/2, 1/4 per axis, edges clamped. A tap's weight is multiplied by
- * (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's biweight), d2 being the
- * squared colour distance between tap and centre in `guide` (laid out as src; src itself,
- * or a smoothed copy) and h = hscale * sqrt(max(gain^2 - 1, 0)) at the centre (gain:
- * height x width floats); h = 0 keeps the centre value.
- * Returns 0, -1 when out of memory, or BAD_ARGS for rows outside [0, height). */
-int zdce_denoise_level(const float *src, const float *guide, float *dst, int height, int width, const float *gain,
-                       float hscale, int dilation, int row0, int rows) {
-    if (height < 0 || width < 0 || dilation < 0 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
-    const int64_t plane = (int64_t)height * width;
-    float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
-    if (!inv) return OUT_OF_MEMORY;
-    const int d = dilation;
-    for (int r = row0; r < row0 + rows; r++) {
-        const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
-        const float *u[3], *m[3], *l[3], *gu[3], *gm[3], *gl[3];
-        float *o[3] = {dst + (int64_t)r * width, dst + plane + (int64_t)r * width, dst + 2 * plane + (int64_t)r * width};
-        planes_at(src, plane, width, up, u);
-        planes_at(src, plane, width, r, m);
-        planes_at(src, plane, width, down, l);
-        planes_at(guide, plane, width, up, gu);
-        planes_at(guide, plane, width, r, gm);
-        planes_at(guide, plane, width, down, gl);
-        denoise_row(u, m, l, gu, gm, gl, gain + (int64_t)r * width, hscale, d, width, inv, o);
-    }
-    free(inv);
-    return 0;
-}
-
 /* One row of the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of one plane,
  * from its rows above (a), at (m) and below (b) into o. */
 static void smooth_row(const float *restrict a, const float *restrict m, const float *restrict b, float *restrict o,
@@ -491,21 +465,6 @@ static void smooth_row(const float *restrict a, const float *restrict m, const f
     for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
     o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
 #undef COLUMN
-}
-
-/* The first pass's guide: the 3 x 3 binomial blur of rows [row0, row0 + rows) of the 3 planes
- * of src (height x width contiguous floats) into dst. Returns 0, or BAD_ARGS for rows outside [0, height). */
-int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
-    if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
-    const int64_t plane = (int64_t)height * width;
-    for (int c = 0; c < 3; c++)
-        for (int r = row0; r < row0 + rows; r++) {
-            const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
-            const float *p = src + c * plane;
-            smooth_row(p + (int64_t)up * width, p + (int64_t)r * width, p + (int64_t)down * width,
-                       dst + c * plane + (int64_t)r * width, width);
-        }
-    return 0;
 }
 
 /* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
@@ -653,9 +612,9 @@ static int bad_window(int height, int width, int levels, int row0, int rows, int
 }
 
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
- * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of zdce_denoise_level with taps 1, 2, 4...
- * apart and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (zdce_smooth3x3),
- * each later one by its own input; the result equals those calls on the whole image.
+ * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of denoise_row with taps 1, 2, 4... apart
+ * and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (smooth_row), each
+ * later one by its own input; the result equals those passes on the whole image.
  * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
  * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
  * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the
