@@ -338,11 +338,21 @@ int zdce_downscale(Plane x, int channels, int height, int width, int factor, flo
  * weights would otherwise become subnormal floats, which cost ~100x on x86. As in denoise.py. */
 #define DENOISE_T_MIN 1e-4f
 
+/* a * b + c, in one instruction (and one rounding) where the CPU has fused multiply-adds:
+ * GCC does not contract a * b + c by itself in ISO C mode, and without FMA fmaf is a slow call. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* Columns [j0, j1) of one row of a denoising pass: the 3 x 3 taps `shift` columns apart in
  * the rows above (u), at (m) and below (l) the centre, 3 planes each (u0, u1, u2...), weighted
  * by the colour distances between the same positions of the guide (gu0, ...); where clamp is
  * set, tap columns are clamped to [0, width). Without clamping the loop is branch-free and
- * vectorises. */
+ * vectorises. The binomial weights are scaled by 16 (corners 1, sides 2, centre 4), which the
+ * division by the weights' sum cancels; corners and sides are summed apart, so that the sums
+ * are two short chains of additions instead of one long one. */
 static inline __attribute__((always_inline)) void denoise_span(
     const float *restrict u0, const float *restrict u1, const float *restrict u2, const float *restrict m0,
     const float *restrict m1, const float *restrict m2, const float *restrict l0, const float *restrict l1,
@@ -361,34 +371,34 @@ static inline __attribute__((always_inline)) void denoise_span(
         const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
         /* self: the guide is the input itself */
         const float e0 = self ? c0 : gm0[j], e1 = self ? c1 : gm1[j], e2 = self ? c2 : gm2[j];
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
-#define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, ws)                      \
-        {                                                               \
-            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1, \
-                        d2 = (self ? p2 : q2)[k] - e2;                  \
-            float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
-            t = t > DENOISE_T_MIN ? t : 0.0f;                           \
-            const float w = (ws) * t * t;                               \
-            a0 += w * p0[k];                                            \
-            a1 += w * p1[k];                                            \
-            a2 += w * p2[k];                                            \
-            wsum += w;                                                  \
+        float ca0 = 0.0f, ca1 = 0.0f, ca2 = 0.0f, cw = 0.0f;  /* corners */
+        float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sw = 0.0f;  /* sides */
+#define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, a0, a1, a2, wsum)                                   \
+        {                                                                                          \
+            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1,             \
+                        d2 = (self ? p2 : q2)[k] - e2;                                             \
+            float t = MADD(-MADD(d2, d2, MADD(d1, d1, d0 * d0)), h, 1.0f);                         \
+            t = t > DENOISE_T_MIN ? t : 0.0f;                                                      \
+            const float w = t * t;                                                                 \
+            a0 = MADD(w, p0[k], a0);                                                               \
+            a1 = MADD(w, p1[k], a1);                                                               \
+            a2 = MADD(w, p2[k], a2);                                                               \
+            wsum += w;                                                                             \
         }
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jl, 0.0625f)
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, j, 0.125f)
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jr, 0.0625f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jl, 0.125f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, j, 0.25f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jr, 0.125f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jl, 0.0625f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, j, 0.125f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jr, 0.0625f)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jl, ca0, ca1, ca2, cw)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, j, sa0, sa1, sa2, sw)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jr, ca0, ca1, ca2, cw)
+        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jl, sa0, sa1, sa2, sw)
+        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jr, sa0, sa1, sa2, sw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jl, ca0, ca1, ca2, cw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, j, sa0, sa1, sa2, sw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jr, ca0, ca1, ca2, cw)
 #undef DENOISE_TAP
-        /* the centre tap has t = 1, so wsum >= 1/4; h = 0 (nothing amplified) keeps the pixel */
-        const float k = 1.0f / wsum;
-        o0[j] = h == 0.0f ? c0 : a0 * k;
-        o1[j] = h == 0.0f ? c1 : a1 * k;
-        o2[j] = h == 0.0f ? c2 : a2 * k;
+        /* the centre tap has t = 1 (weight 4); h = 0 (nothing amplified) keeps the pixel */
+        const float k = 1.0f / (MADD(2.0f, sw, cw) + 4.0f);
+        o0[j] = h == 0.0f ? c0 : MADD(4.0f, c0, MADD(2.0f, sa0, ca0)) * k;
+        o1[j] = h == 0.0f ? c1 : MADD(4.0f, c1, MADD(2.0f, sa1, ca1)) * k;
+        o2[j] = h == 0.0f ? c2 : MADD(4.0f, c2, MADD(2.0f, sa2, ca2)) * k;
     }
 }
 
