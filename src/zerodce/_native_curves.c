@@ -21,6 +21,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* a * b + c, in one instruction (and one rounding) where the CPU has fused multiply-adds:
+ * GCC does not contract a * b + c by itself in ISO C mode, and without FMA fmaf is a slow call. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* Return codes: 0 done, -1 out of memory, -2 arguments out of range (nothing done). */
 #define OUT_OF_MEMORY (-1)
 #define BAD_ARGS (-2)
@@ -113,7 +121,7 @@ static void curve_steps(float *v, float *slope, float *const *alphas, int groups
             for (int s = 0; s < steps; s++) {
                 const float *restrict a = alphas[s % groups] + k0;
                 for (int64_t k = 0; k < m; k++) {
-                    d[k] *= 1.0f + a[k] * (1.0f - 2.0f * x[k]);
+                    d[k] *= MADD(a[k], MADD(-2.0f, x[k], 1.0f), 1.0f);
                     x[k] = x[k] + a[k] * (x[k] - x[k] * x[k]);
                 }
             }
@@ -337,14 +345,6 @@ int zdce_downscale(Plane x, int channels, int height, int width, int factor, flo
 /* Biweights below this are dropped (their squares, < 1e-8, do not change the result): tiny
  * weights would otherwise become subnormal floats, which cost ~100x on x86. As in denoise.py. */
 #define DENOISE_T_MIN 1e-4f
-
-/* a * b + c, in one instruction (and one rounding) where the CPU has fused multiply-adds:
- * GCC does not contract a * b + c by itself in ISO C mode, and without FMA fmaf is a slow call. */
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-#define MADD(a, b, c) fmaf(a, b, c)
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
 
 /* Columns [j0, j1) of one row of a denoising pass: the 3 x 3 taps `shift` columns apart in
  * the rows above (u), at (m) and below (l) the centre, 3 planes each (u0, u1, u2...), weighted
