@@ -3,8 +3,8 @@
 Memory safety: a seeded fuzz over shapes, strides (slices, permutes,
 channels-last, expanded views), batch broadcasting both ways, uint8/float32 in
 and out, row bands and low-resolution sizes, each case against the PyTorch
-reference (``apply_curves_reference``, ``curve_gain``, ``F.interpolate``,
-``zerodce.enhance.denoise.denoise_level``, and its passes in turn for the streamed
+reference (``apply_curves_reference``, ``curve_gain``, ``F.interpolate``, and
+the passes of ``zerodce.enhance.denoise.denoise_level`` in turn for the streamed
 ``denoise``); calls that cannot be right must raise
 ``ValueError`` before reaching C, and the C code clamps on its own. The same
 cases run once more in a subprocess against the kernels built with
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from zerodce import _native
 from zerodce._checks import InputError, ZerodceError
 from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
-from zerodce.enhance.denoise import denoise_level, smooth3x3
+from zerodce.enhance.denoise import _filter
 
 from conftest import missing, require_native
 
@@ -186,24 +186,6 @@ def downscale_case(rng: random.Random) -> None:
     assert got is not None and (got - expected).abs().max() <= TOL
 
 
-def denoise_case(rng: random.Random) -> None:
-    h, w = rng.randint(1, 30), rng.randint(1, 30)
-    src = random_values(rng, (3, h, w), False)
-    gain = 0.5 + 6 * random_values(rng, (h, w), False)  # some pixels not amplified at all
-    guide = src if rng.random() < 0.5 else smooth3x3(src)
-    hscale, dilation = rng.choice([0.0, rng.uniform(0.0, 0.2)]), rng.choice([1, 2, 4, 8, 16, 40])
-    dst = torch.full_like(src, -3.0)
-    assert _native.denoise_level(src, guide, gain, hscale, dilation, dst)
-    assert (dst - denoise_level(src, gain, hscale, dilation, guide)).abs().max() <= 1e-5
-
-
-def passes_reference(src: torch.Tensor, gain: torch.Tensor, hscales: list[float]) -> torch.Tensor:
-    """The passes of the streamed filter one after the other, in PyTorch (level k: taps 2**k apart)."""
-    for k, hscale in enumerate(hscales):
-        src = denoise_level(src, gain, hscale, 2**k, smooth3x3(src) if k == 0 else None)
-    return src
-
-
 def stream_case(rng: random.Random) -> None:
     """The streamed filter: any size, passes, window of rows and columns, uint8 or float out in any layout."""
     h, w = rng.randint(1, 40), rng.randint(1, 40)
@@ -216,7 +198,7 @@ def stream_case(rng: random.Random) -> None:
     dtype = torch.uint8 if uint8 else torch.float32
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=dtype), rng.choice(READ_LAYOUTS))[0]
     assert _native.denoise(src, gain, hscales, dst, (r0, c0))
-    expected = passes_reference(src, gain, hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    expected = _filter(src, gain, hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -240,7 +222,7 @@ def stream_low_res_case(rng: random.Random) -> None:
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
                    rng.choice(READ_LAYOUTS))[0]
     assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0))
-    expected = passes_reference(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    expected = _filter(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -248,7 +230,7 @@ def stream_low_res_case(rng: random.Random) -> None:
 
 def run_case(seed: int) -> None:
     rng = random.Random(seed)
-    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "denoise", "stream", "stream_low_res"])
+    kind = rng.choice(["maps", "maps", "low_res", "low_res", "downscale", "stream", "stream", "stream_low_res"])
     threads = rng.choice([1, 1, 3])  # rows split over threads (at any size: see _PARALLEL_PIXELS below)
     old = torch.get_num_threads(), _native._PARALLEL_PIXELS
     torch.set_num_threads(threads)
@@ -260,10 +242,8 @@ def run_case(seed: int) -> None:
             downscale_case(rng)
         elif kind == "stream":
             stream_case(rng)
-        elif kind == "stream_low_res":
-            stream_low_res_case(rng)
         else:
-            denoise_case(rng)
+            stream_low_res_case(rng)
     finally:
         torch.set_num_threads(old[0])
         _native._PARALLEL_PIXELS = old[1]
@@ -279,12 +259,6 @@ def _x(b=1, h=8, w=8):
 
 def _maps(b=1, c=3, h=8, w=8):
     return torch.rand(b, c, h, w) * 2 - 1
-
-
-def _denoise(src=(3, 8, 8), gain=(8, 8), hscale=0.1, dilation=1, dst=(3, 8, 8), guide=None):
-    src = torch.rand(src)
-    return _native.denoise_level(src, src if guide is None else torch.rand(guide), torch.ones(gain), hscale, dilation,
-                                 torch.empty(dst))
 
 
 def _stream(y=(3, 8, 8), gain=(8, 8), hscales=(0.1, 0.05), dst=(3, 8, 8), offset=(0, 0), dtype=torch.uint8):
@@ -340,21 +314,15 @@ WRONG_CALLS = {
     "gain of the wrong shape": (lambda: _native.apply_maps(
         _x(b=1), _maps(b=2), 8, torch.empty(2, 3, 8, 8), torch.empty(1, 1, 8, 8)), "gain must be"),
     "gain overlapping out": (lambda: _native.apply_maps(*_gain_in_out()), "gain overlaps"),
-    # downscale and denoise
+    # downscale
     "downscale by 0": (lambda: _native.downscale(_x(), 0), "factor"),
     "downscale of 3 dims": (lambda: _native.downscale(torch.rand(3, 8, 8), 2), "x must be"),
-    "denoise with dilation 0": (lambda: _denoise(dilation=0), "dilation"),
-    "denoise with a NaN scale": (lambda: _denoise(hscale=float("nan")), "hscale"),
-    "denoise with a negative scale": (lambda: _denoise(hscale=-0.1), "hscale"),
-    "denoise into a smaller dst": (lambda: _denoise(dst=(3, 7, 8)), "dst must"),
-    "denoise with a smaller guide": (lambda: _denoise(guide=(3, 8, 7)), "guide must"),
-    "denoise with a gain of another size": (lambda: _denoise(gain=(8, 7)), "gain must"),
-    "denoise of 4 channels": (lambda: _denoise(src=(4, 8, 8), dst=(4, 8, 8)), "src must"),
     # the streamed filter
     "stream of 4 channels": (lambda: _stream(y=(4, 8, 8)), "y must"),
     "stream with a gain of another size": (lambda: _stream(gain=(8, 7)), "gain must"),
     "stream into 2 dims": (lambda: _stream(dst=(8, 8)), "dst must"),
     "stream with a NaN scale": (lambda: _stream(hscales=(0.1, float("nan"))), "hscales"),
+    "stream with a negative scale": (lambda: _stream(hscales=(-0.1,)), "hscales"),
     "stream with 9 passes": (lambda: _stream(hscales=(0.1,) * 9), "hscales"),
     "stream past the last row": (lambda: _stream(dst=(3, 4, 8), offset=(5, 0)), "do not fit"),
     "stream past the last column": (lambda: _stream(dst=(3, 8, 8), offset=(0, 1)), "do not fit"),
@@ -411,8 +379,6 @@ def run_direct_c_calls() -> None:
     assert lib.zdce_apply_maps(_native._plane(x, 0), _native._plane(out, 0), 4, 8, 0, _native._plane(x, 0), 0, 8,
                                None, 0) == bad
     src, gain, dst = torch.rand(3, 4, 5), torch.ones(4, 5), torch.empty(3, 4, 5)
-    assert lib.zdce_denoise_level(src.data_ptr(), src.data_ptr(), dst.data_ptr(), 4, 5, gain.data_ptr(), 0.1, 1, 2,
-                                  3) == bad
     assert lib.zdce_downscale(_native._plane(x, 0), 3, 4, 64, 0, dst.data_ptr()) == bad
     scales = (ctypes.c_float * 9)(*[0.1] * 9)
     for rows, cols, levels, r0, c0 in ((3, 5, 2, 2, 0), (4, 5, 2, 0, 1), (4, 5, 9, 0, 0), (4, 5, -1, 0, 0)):
@@ -490,7 +456,6 @@ class TestMemorySafety:
         assert _native.apply_low_res(x, _maps(b=1, h=2, w=2), (max(h, 1), max(w, 1)), 8, 0, out)
         assert _native.downscale(x, 3).shape == (b, 3, -(-h // 3), -(-w // 3))
         y = torch.rand(3, h, w)
-        assert _native.denoise_level(y, y, torch.ones(h, w), 0.1, 1, torch.empty(3, h, w))
         assert _native.denoise(y, torch.ones(h, w), [0.1, 0.05], torch.empty(3, h, w))
         assert _native.denoise_low_res(y, torch.rand(3, 2, 2), (max(h, 1), max(w, 1)), 8, 0, [0.1], torch.empty(3, h, w))
 
@@ -506,11 +471,7 @@ class TestMemorySafety:
         strided_gain = torch.empty(1, 1, 4, 8)[..., ::2]
         assert not _native.apply_maps(x, _maps(h=4, w=4), 8, torch.empty(1, 3, 4, 4), strided_gain)
         y = torch.rand(3, 8, 8)
-        assert not _native.denoise_level(y, y, torch.ones(8, 8), 0.1, 1, y)  # in place: the reference can
-        guide = torch.rand(3, 8, 8)
-        assert not _native.denoise_level(y, guide, torch.ones(8, 8), 0.1, 1, guide)  # into the guide: likewise
         transposed = y.transpose(1, 2).contiguous().transpose(1, 2)
-        assert not _native.denoise_level(transposed, transposed, torch.ones(8, 8), 0.1, 1, torch.empty(3, 8, 8))
         assert not _native.denoise(transposed, torch.ones(8, 8), [0.1], torch.empty(3, 8, 8))
         assert not _native.denoise(y.double(), torch.ones(8, 8).double(), [0.1], torch.empty(3, 8, 8))
         # ...and the fused path then gives the right answer all the same.

@@ -196,16 +196,14 @@ def _open(path: Path) -> ctypes.CDLL:
     try:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
-        lib.zdce_denoise_level.argtypes = [ptr, ptr, ptr, i, i, ptr, ctypes.c_float, i, i, i]
         lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, plane, i, i, i, i, i]
         lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, plane, i, i, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
-        lib.zdce_smooth3x3.argtypes = [ptr, ptr, i, i, i, i]
         lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
         raise OSError(f"{path} lacks the kernels: {error}") from error
-    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise_level, lib.zdce_denoise,
-               lib.zdce_denoise_low_res, lib.zdce_downscale, lib.zdce_smooth3x3, lib.zdce_store):
+    for fn in (lib.zdce_apply_maps, lib.zdce_apply_low_res, lib.zdce_denoise, lib.zdce_denoise_low_res,
+               lib.zdce_downscale, lib.zdce_store):
         fn.restype = i
     return lib
 
@@ -533,52 +531,6 @@ def apply_low_res(
     return True
 
 
-def denoise_level(src: torch.Tensor, guide: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: int,
-                  dst: torch.Tensor) -> bool:
-    """One level of the edge-stopping filter of ``zerodce.enhance.denoise`` from ``src`` into ``dst``.
-
-    ``src``/``guide``/``dst`` are ``(3, H, W)`` and ``gain`` ``(H, W)``, float32 on
-    the CPU; the colour distances are taken in ``guide`` (``src`` itself, or a
-    smoothed copy); ``hscale >= 0``, ``dilation >= 1``. Returns ``False`` (doing
-    nothing) where the kernels are unavailable or cannot do it (other dtypes or
-    devices, tensors not contiguous, ``dst`` overlapping an input: the reference
-    handles those); raises ``ValueError`` for shapes or numbers that do not fit.
-
-    Example:
-        >>> y, gain = torch.rand(3, 4, 4), torch.ones(4, 4)  # a gain of 1: nothing amplified
-        >>> out = torch.empty_like(y)
-        >>> not available() or (denoise_level(y, y, gain, 0.1, 1, out) and out.equal(y))
-        True
-    """
-    tensors = (src, guide, gain, dst)
-    if not (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors) and not torch.jit.is_tracing()
-            and not (torch.is_grad_enabled() and src.requires_grad)):
-        return False
-    if src.dim() != 3 or src.shape[0] != 3:
-        raise ValueError(f"src must be (3, H, W), got shape {tuple(src.shape)}")
-    for t, name in ((guide, "guide"), (dst, "dst")):
-        if t.shape != src.shape:
-            raise ValueError(f"{name} must have src's shape {tuple(src.shape)}, got {tuple(t.shape)}")
-    if gain.shape != src.shape[1:]:
-        raise ValueError(f"gain must have shape {tuple(src.shape[1:])}, got {tuple(gain.shape)}")
-    if not (isinstance(hscale, (int, float)) and math.isfinite(hscale) and hscale >= 0):
-        raise ValueError(f"hscale must be a finite number >= 0, got {hscale!r}")
-    _check_count(dilation, "dilation", 1)
-    for t, name in zip(tensors, ("src", "guide", "gain", "dst")):
-        _check_layout(t, name, written=t is dst)
-    if not all(t.is_contiguous() for t in tensors) or any(_overlap(dst, t) for t in tensors[:3]):
-        return False
-    lib = library()
-    if lib is None:
-        return False
-    _, h, w = src.shape
-    if not dst.numel():
-        return True
-    _run_rows(h, w, lambda r, n: lib.zdce_denoise_level(
-        src.data_ptr(), guide.data_ptr(), dst.data_ptr(), h, w, gain.data_ptr(), hscale, dilation, r, n))
-    return True
-
-
 #: Passes of :func:`denoise` at most (as ``DENOISE_MAX_LEVELS`` in the C code).
 DENOISE_MAX_LEVELS = 8
 
@@ -593,11 +545,11 @@ def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torc
             offset: tuple[int, int] = (0, 0)) -> bool:
     """All passes of ``zerodce.enhance.denoise.denoise_amplified`` on one image, streamed, into ``dst``.
 
-    Pass ``k`` is :func:`denoise_level` with taps ``2**k`` apart and scale
-    ``hscales[k]`` (at most :data:`DENOISE_MAX_LEVELS` passes), the first guided by
-    :func:`smooth3x3` of ``y``; the result equals those calls on the whole image,
-    but every pass runs on a few rows held in cache, and only the rows the next
-    pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
+    Pass ``k`` is ``zerodce.enhance.denoise.denoise_level`` with taps ``2**k`` apart
+    and scale ``hscales[k]`` (at most :data:`DENOISE_MAX_LEVELS` passes), the first
+    guided by ``smooth3x3`` of ``y``; the result equals those passes on the whole
+    image, but every pass runs on a few rows held in cache, and only the rows the
+    next pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
     on the CPU; ``dst`` ``(3, h, w)`` uint8 (rounded half to even) or float32, any
     strides, receives rows ``[r, r + h)`` and columns ``[c, c + w)`` of the result
     clamped to [0, 1], ``(r, c) = offset``. Returns ``False`` (doing nothing) where
@@ -699,32 +651,6 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
         _plane(x, 0), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
         small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
         dst.stride(0) == 1))
-    return True
-
-
-def smooth3x3(src: torch.Tensor, dst: torch.Tensor) -> bool:
-    """The 3x3 binomial blur of ``zerodce.enhance.denoise.smooth3x3`` from ``src`` into ``dst``.
-
-    Both ``(3, H, W)`` contiguous float32 on the CPU, not overlapping. Returns
-    ``False`` (doing nothing) where the kernels are unavailable or cannot do it;
-    raises ``ValueError`` for shapes that do not fit.
-    """
-    if not (src.device.type == dst.device.type == "cpu" and src.dtype == dst.dtype == torch.float32
-            and not torch.jit.is_tracing() and not (torch.is_grad_enabled() and src.requires_grad)):
-        return False
-    if src.dim() != 3 or src.shape[0] != 3 or dst.shape != src.shape:
-        raise ValueError(f"src and dst must both be (3, H, W), got {tuple(src.shape)} and {tuple(dst.shape)}")
-    _check_layout(src, "src", written=False)
-    _check_layout(dst, "dst", written=True)
-    if not (src.is_contiguous() and dst.is_contiguous()) or _overlap(src, dst):
-        return False
-    lib = library()
-    if lib is None:
-        return False
-    _, h, w = src.shape
-    if not dst.numel():
-        return True
-    _run_rows(h, w, lambda r, n: lib.zdce_smooth3x3(src.data_ptr(), dst.data_ptr(), h, w, r, n))
     return True
 
 

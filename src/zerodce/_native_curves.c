@@ -21,6 +21,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* a * b + c, in one instruction (and one rounding) where the CPU has fused multiply-adds:
+ * GCC does not contract a * b + c by itself in ISO C mode, and without FMA fmaf is a slow call. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* Return codes: 0 done, -1 out of memory, -2 arguments out of range (nothing done). */
 #define OUT_OF_MEMORY (-1)
 #define BAD_ARGS (-2)
@@ -113,7 +121,7 @@ static void curve_steps(float *v, float *slope, float *const *alphas, int groups
             for (int s = 0; s < steps; s++) {
                 const float *restrict a = alphas[s % groups] + k0;
                 for (int64_t k = 0; k < m; k++) {
-                    d[k] *= 1.0f + a[k] * (1.0f - 2.0f * x[k]);
+                    d[k] *= MADD(a[k], MADD(-2.0f, x[k], 1.0f), 1.0f);
                     x[k] = x[k] + a[k] * (x[k] - x[k] * x[k]);
                 }
             }
@@ -342,7 +350,9 @@ int zdce_downscale(Plane x, int channels, int height, int width, int factor, flo
  * the rows above (u), at (m) and below (l) the centre, 3 planes each (u0, u1, u2...), weighted
  * by the colour distances between the same positions of the guide (gu0, ...); where clamp is
  * set, tap columns are clamped to [0, width). Without clamping the loop is branch-free and
- * vectorises. */
+ * vectorises. The binomial weights are scaled by 16 (corners 1, sides 2, centre 4), which the
+ * division by the weights' sum cancels; corners and sides are summed apart, so that the sums
+ * are two short chains of additions instead of one long one. */
 static inline __attribute__((always_inline)) void denoise_span(
     const float *restrict u0, const float *restrict u1, const float *restrict u2, const float *restrict m0,
     const float *restrict m1, const float *restrict m2, const float *restrict l0, const float *restrict l1,
@@ -361,34 +371,34 @@ static inline __attribute__((always_inline)) void denoise_span(
         const float c0 = m0[j], c1 = m1[j], c2 = m2[j], h = inv[j];
         /* self: the guide is the input itself */
         const float e0 = self ? c0 : gm0[j], e1 = self ? c1 : gm1[j], e2 = self ? c2 : gm2[j];
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, wsum = 0.0f;
-#define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, ws)                      \
-        {                                                               \
-            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1, \
-                        d2 = (self ? p2 : q2)[k] - e2;                  \
-            float t = 1.0f - (d0 * d0 + d1 * d1 + d2 * d2) * h;         \
-            t = t > DENOISE_T_MIN ? t : 0.0f;                           \
-            const float w = (ws) * t * t;                               \
-            a0 += w * p0[k];                                            \
-            a1 += w * p1[k];                                            \
-            a2 += w * p2[k];                                            \
-            wsum += w;                                                  \
+        float ca0 = 0.0f, ca1 = 0.0f, ca2 = 0.0f, cw = 0.0f;  /* corners */
+        float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sw = 0.0f;  /* sides */
+#define DENOISE_TAP(p0, p1, p2, q0, q1, q2, k, a0, a1, a2, wsum)                                   \
+        {                                                                                          \
+            const float d0 = (self ? p0 : q0)[k] - e0, d1 = (self ? p1 : q1)[k] - e1,             \
+                        d2 = (self ? p2 : q2)[k] - e2;                                             \
+            float t = MADD(-MADD(d2, d2, MADD(d1, d1, d0 * d0)), h, 1.0f);                         \
+            t = t > DENOISE_T_MIN ? t : 0.0f;                                                      \
+            const float w = t * t;                                                                 \
+            a0 = MADD(w, p0[k], a0);                                                               \
+            a1 = MADD(w, p1[k], a1);                                                               \
+            a2 = MADD(w, p2[k], a2);                                                               \
+            wsum += w;                                                                             \
         }
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jl, 0.0625f)
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, j, 0.125f)
-        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jr, 0.0625f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jl, 0.125f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, j, 0.25f)
-        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jr, 0.125f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jl, 0.0625f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, j, 0.125f)
-        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jr, 0.0625f)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jl, ca0, ca1, ca2, cw)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, j, sa0, sa1, sa2, sw)
+        DENOISE_TAP(u0, u1, u2, gu0, gu1, gu2, jr, ca0, ca1, ca2, cw)
+        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jl, sa0, sa1, sa2, sw)
+        DENOISE_TAP(m0, m1, m2, gm0, gm1, gm2, jr, sa0, sa1, sa2, sw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jl, ca0, ca1, ca2, cw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, j, sa0, sa1, sa2, sw)
+        DENOISE_TAP(l0, l1, l2, gl0, gl1, gl2, jr, ca0, ca1, ca2, cw)
 #undef DENOISE_TAP
-        /* the centre tap has t = 1, so wsum >= 1/4; h = 0 (nothing amplified) keeps the pixel */
-        const float k = 1.0f / wsum;
-        o0[j] = h == 0.0f ? c0 : a0 * k;
-        o1[j] = h == 0.0f ? c1 : a1 * k;
-        o2[j] = h == 0.0f ? c2 : a2 * k;
+        /* the centre tap has t = 1 (weight 4); h = 0 (nothing amplified) keeps the pixel */
+        const float k = 1.0f / (MADD(2.0f, sw, cw) + 4.0f);
+        o0[j] = h == 0.0f ? c0 : MADD(4.0f, c0, MADD(2.0f, sa0, ca0)) * k;
+        o1[j] = h == 0.0f ? c1 : MADD(4.0f, c1, MADD(2.0f, sa1, ca1)) * k;
+        o2[j] = h == 0.0f ? c2 : MADD(4.0f, c2, MADD(2.0f, sa2, ca2)) * k;
     }
 }
 
@@ -409,8 +419,14 @@ static __attribute__((noinline)) void span_self_clamped(DENOISE_SPAN_ARGS) { DEN
 #undef DENOISE_SPAN_CALL
 #undef DENOISE_SPAN_ARGS
 
-/* One row of a level: rows u, m, l (the rows `d` above, at and below the centre; 3 plane
- * pointers each) and the same rows of the guide, gain row g, into o. inv is a scratch row. */
+/* One row of a pass of the edge-stopping a-trous filter of zerodce.enhance.denoise (its
+ * definition is denoise_level there): rows u, m, l (the rows `d` above, at and below the
+ * centre, edges clamped; 3 plane pointers each) and the same rows of the guide, gain row g,
+ * into o. The 3 x 3 taps are `d` apart with weights 1/4, 1/2, 1/4 per axis, edges clamped. A
+ * tap's weight is multiplied by (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's
+ * biweight), d2 being the squared colour distance between tap and centre in the guide and
+ * h = hscale * sqrt(max(g^2 - 1, 0)) at the centre; h = 0 keeps the centre value. inv is a
+ * scratch row. */
 static void denoise_row(const float *const u[3], const float *const m[3], const float *const l[3],
                         const float *const gu[3], const float *const gm[3], const float *const gl[3], const float *g,
                         float hscale, int d, int width, float *inv, float *const o[3]) {
@@ -444,38 +460,6 @@ static inline void planes_at(const float *base, int64_t plane, int width, int r,
     p[2] = p[1] + plane;
 }
 
-/* One level of the edge-stopping a-trous filter of zerodce.enhance.denoise (its reference
- * is denoise_level there): rows [row0, row0 + rows) of dst from src, both 3 planes of
- * height x width contiguous floats, the 3 x 3 taps `dilation` apart with weights
- * 1/4, 1/2, 1/4 per axis, edges clamped. A tap's weight is multiplied by
- * (1 - d2 / h^2)^2 where d2 < h^2 and 0 elsewhere (Tukey's biweight), d2 being the
- * squared colour distance between tap and centre in `guide` (laid out as src; src itself,
- * or a smoothed copy) and h = hscale * sqrt(max(gain^2 - 1, 0)) at the centre (gain:
- * height x width floats); h = 0 keeps the centre value.
- * Returns 0, -1 when out of memory, or BAD_ARGS for rows outside [0, height). */
-int zdce_denoise_level(const float *src, const float *guide, float *dst, int height, int width, const float *gain,
-                       float hscale, int dilation, int row0, int rows) {
-    if (height < 0 || width < 0 || dilation < 0 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
-    const int64_t plane = (int64_t)height * width;
-    float *inv = malloc(sizeof(float) * (size_t)(width > 0 ? width : 1));
-    if (!inv) return OUT_OF_MEMORY;
-    const int d = dilation;
-    for (int r = row0; r < row0 + rows; r++) {
-        const int up = r - d < 0 ? 0 : r - d, down = r + d > height - 1 ? height - 1 : r + d;
-        const float *u[3], *m[3], *l[3], *gu[3], *gm[3], *gl[3];
-        float *o[3] = {dst + (int64_t)r * width, dst + plane + (int64_t)r * width, dst + 2 * plane + (int64_t)r * width};
-        planes_at(src, plane, width, up, u);
-        planes_at(src, plane, width, r, m);
-        planes_at(src, plane, width, down, l);
-        planes_at(guide, plane, width, up, gu);
-        planes_at(guide, plane, width, r, gm);
-        planes_at(guide, plane, width, down, gl);
-        denoise_row(u, m, l, gu, gm, gl, gain + (int64_t)r * width, hscale, d, width, inv, o);
-    }
-    free(inv);
-    return 0;
-}
-
 /* One row of the 3 x 3 binomial blur (1/4, 1/2, 1/4 per axis, edges clamped) of one plane,
  * from its rows above (a), at (m) and below (b) into o. */
 static void smooth_row(const float *restrict a, const float *restrict m, const float *restrict b, float *restrict o,
@@ -491,21 +475,6 @@ static void smooth_row(const float *restrict a, const float *restrict m, const f
     for (int j = 1; j < width - 1; j++) o[j] = 0.25f * COLUMN(j - 1) + 0.5f * COLUMN(j) + 0.25f * COLUMN(j + 1);
     o[width - 1] = 0.25f * COLUMN(width - 2) + 0.75f * COLUMN(width - 1);
 #undef COLUMN
-}
-
-/* The first pass's guide: the 3 x 3 binomial blur of rows [row0, row0 + rows) of the 3 planes
- * of src (height x width contiguous floats) into dst. Returns 0, or BAD_ARGS for rows outside [0, height). */
-int zdce_smooth3x3(const float *src, float *dst, int height, int width, int row0, int rows) {
-    if (height < 1 || width < 1 || row0 < 0 || rows < 0 || row0 > height - rows) return BAD_ARGS;
-    const int64_t plane = (int64_t)height * width;
-    for (int c = 0; c < 3; c++)
-        for (int r = row0; r < row0 + rows; r++) {
-            const int up = r > 0 ? r - 1 : 0, down = r < height - 1 ? r + 1 : height - 1;
-            const float *p = src + c * plane;
-            smooth_row(p + (int64_t)up * width, p + (int64_t)r * width, p + (int64_t)down * width,
-                       dst + c * plane + (int64_t)r * width, width);
-        }
-    return 0;
 }
 
 /* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
@@ -653,9 +622,9 @@ static int bad_window(int height, int width, int levels, int row0, int rows, int
 }
 
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
- * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of zdce_denoise_level with taps 1, 2, 4...
- * apart and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (zdce_smooth3x3),
- * each later one by its own input; the result equals those calls on the whole image.
+ * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of denoise_row with taps 1, 2, 4... apart
+ * and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (smooth_row), each
+ * later one by its own input; the result equals those passes on the whole image.
  * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
  * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
  * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the

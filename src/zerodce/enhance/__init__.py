@@ -26,7 +26,9 @@ Large images are processed in pieces whose result equals the whole-image result:
 
 * ``scale_factor > 1`` (Zero-DCE++ by default): the curve network runs once on
   the downscaled image (small), then curves are upsampled and applied in bands
-  of ``tile`` rows, so the full-resolution curve map never exists at once;
+  of ``tile`` rows, so the full-resolution curve map never exists at once (where
+  the filter runs every pass, as on dark photos, curves and filter stream over
+  the whole image instead, a few rows in memory at a time);
 * ``scale_factor == 1`` (Zero-DCE): the network runs on ``tile x tile`` tiles
   with an overlap wider than its receptive field (7 pixels);
 
@@ -310,6 +312,11 @@ class Enhancer:
             with one_thread() if low_res else contextlib.nullcontext():  # low-resolution maps are small too
                 maps = _scaled(maps.to(self.device, torch.float32), strengths)
                 maps = maps if curve_filter is None else curve_filter(maps)
+        if sigma is not None and low_res and denoising.denoise_low_res_into(
+                x, maps, padded, self.model.iterations, 0, sigma, level, out, (0, 0)):
+            # curves, filter and store in one stream over the whole image: it holds a few rows at a
+            # time, so bands would only add their probes and the rows each recomputes at its ends
+            return out
         margin = denoising.RADIUS if sigma is not None else 0
         h, w = x.shape[-2:]
         pieces = list(self._tiles(h, w, margin, full_width=True) if low_res else self._tiles(h, w, TILE_OVERLAP + margin))
@@ -325,9 +332,6 @@ class Enhancer:
             whole = core == context
             target = out[..., core[0], core[1]]
             offset = (core[0].start - context[0].start, core[1].start - context[1].start)
-            if sigma is not None and low_res and denoising.denoise_low_res_into(
-                    piece, maps, padded, self.model.iterations, context[0].start, sigma, level, target, offset):
-                continue  # curves, filter and store in one pass
             if whole and sigma is None:
                 y, gain = target, None
             else:

@@ -35,8 +35,9 @@ Every pixel depends on the ones at most :data:`RADIUS` away, so tiles and bands
 with that much context give the untiled result exactly. On the CPU the compiled
 kernel ``zerodce._native.denoise`` streams all passes over a few rows held in
 cache and stores the last one straight into the output (:func:`denoise_into`);
-:func:`denoise_level` is the PyTorch definition of one pass (and the path on
-other devices), which the kernel is tested against.
+:func:`denoise_level` (with :func:`smooth3x3`, the first pass's guide) is the
+PyTorch definition of one pass, which the kernel is tested against, and the path
+where the kernel cannot run (other devices, dtypes, autograd).
 """
 
 from __future__ import annotations
@@ -213,19 +214,9 @@ def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
 
 
 def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float]) -> torch.Tensor:
-    """The passes of one image ``(3, H, W)`` one after the other (where the streamed kernel cannot run)."""
-    buffers = (torch.empty_like(src), torch.empty_like(src))  # passes alternate; the input is only read
+    """The passes of one image ``(3, H, W)`` one after the other, in PyTorch (where the streamed kernel cannot run)."""
     for k, hscale in enumerate(scales):
-        dst = buffers[k % 2]
-        if k == 0:
-            guide = torch.empty_like(src)
-            if not _native.smooth3x3(src, guide):
-                guide = smooth3x3(src)
-        else:
-            guide = src
-        if not _native.denoise_level(src, guide, g, hscale, 2**k, dst):
-            dst.copy_(denoise_level(src, g, hscale, 2**k, guide))
-        src = dst
+        src = denoise_level(src, g, hscale, 2**k, smooth3x3(src) if k == 0 else None)
     return src
 
 
