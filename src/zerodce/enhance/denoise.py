@@ -68,7 +68,7 @@ QUANTIZATION = 1.0 / (255.0 * math.sqrt(12.0))
 #: Passes whose widest range is below half an 8-bit level are skipped: no pixel can move by more.
 MIN_RANGE = 0.5 / 255
 #: Sensor-noise samples :func:`estimate_noise` uses per image at most (a regular subset).
-NOISE_SAMPLES = 1 << 18
+NOISE_SAMPLES = 1 << 16
 #: Gaussian MAD -> standard deviation, and the response of the noise operator (sqrt(36)).
 _MAD_TO_SIGMA, _OPERATOR_GAIN = 1.4826, 6.0
 _BINOMIAL = (0.25, 0.5, 0.25)
