@@ -63,7 +63,7 @@ from zerodce.enhance.exposure import auto_strength
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
                         read_image, tensor_to_pixels, write_image)
 from zerodce.models import DEFAULT_MODEL, create_model
-from zerodce.models._dce_net import RECEPTIVE_RADIUS, downscale, one_thread
+from zerodce.models._dce_net import downscale, one_thread
 
 #: Context around a Zero-DCE tile: the network's receptive field plus a margin.
 TILE_OVERLAP = 16
