@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import io
@@ -17,7 +18,9 @@ from PIL import Image
 
 from test_enhance import dark, make_model
 from test_io import forged_png
+from zerodce._checks import InputError
 from zerodce.cli import main
+from zerodce.cli._options import add_enhancer_options, enhancer_from_args
 from zerodce.io import ImageData, read_image, write_image
 from zerodce.models import list_models
 from zerodce.weights import save_safetensors
@@ -180,6 +183,27 @@ class TestInProcess:
         with pytest.raises(SystemExit) as exit_info:
             main(["enhance", str(tmp_path), *args])
         assert exit_info.value.code == 2
+
+    def test_precision_bf16_sets_the_network_or_says_why_not(self, checkpoints):
+        parser = argparse.ArgumentParser()
+        add_enhancer_options(parser)
+        zero_dce = ["--model", "zero_dce", "--checkpoint", str(checkpoints["zero_dce"])]
+        assert enhancer_from_args(parser.parse_args(zero_dce)).model.inference_dtype == torch.float32
+        assert enhancer_from_args(parser.parse_args([*zero_dce, "--precision", "bf16"])).model.inference_dtype == torch.bfloat16
+        plus = ["--checkpoint", str(checkpoints["zero_dce_pp"]), "--precision", "bf16"]
+        with pytest.raises(InputError, match="Zero-DCE"):
+            enhancer_from_args(parser.parse_args(plus))
+        with pytest.raises(InputError, match="onnxruntime"):
+            enhancer_from_args(parser.parse_args([*zero_dce, "--precision", "bf16", "--backend", "onnxruntime"]))
+
+    def test_bf16_error_is_one_line(self, tmp_path, checkpoints, in_process, capsys):
+        write_image(tmp_path / "a.png", dark((6, 6, 3)))
+        args = ["enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--precision", "bf16",
+                "--checkpoint", str(checkpoints["zero_dce_pp"])]
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--precision bf16" in err and "Traceback" not in err
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     def test_stdio_needs_one_input(self, tmp_path, in_process, capsys):
         assert main(["enhance", "-", str(tmp_path / "x.jpg")]) == 2

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+import torch
+
+from zerodce._checks import InputError
 from zerodce.enhance import DEFAULT_TILE, Enhancer, parse_denoise, parse_strength
 from zerodce.export import onnxruntime_model
 from zerodce.io import DEFAULT_MAX_PIXELS
@@ -79,12 +82,24 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                         help="run the curve network in PyTorch or onnxruntime (faster for zero_dce on CPU); "
                              "a .onnx --checkpoint implies onnxruntime (default: %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: zero_dce's network in bfloat16 where the CPU computes it natively (AVX-512 "
+                             "BF16, AMX; float32 elsewhere), about 2x faster and within 1/255 (default: %(default)s)")
 
 
 def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
     """The :class:`~zerodce.enhance.Enhancer` described by :func:`add_enhancer_options`."""
+    bf16 = args.precision == "bf16"
     if args.backend == "onnxruntime" or str(args.checkpoint or "").endswith(".onnx"):
+        if bf16:
+            raise InputError("--precision bf16 applies to the torch backend, not to onnxruntime")
         model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)  # MissingExtraError: one line
         return Enhancer(model, device=args.device, strength=args.strength, denoise=args.denoise, tile=args.tile)
-    return Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength,
-                    denoise=args.denoise, tile=args.tile, scale_factor=args.scale_factor)
+    enhancer = Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength,
+                        denoise=args.denoise, tile=args.tile, scale_factor=args.scale_factor)
+    if bf16:
+        try:
+            enhancer.model.inference_dtype = torch.bfloat16
+        except ValueError as error:  # a network it is not offered for (Zero-DCE++)
+            raise InputError(f"--precision bf16: {error}") from None
+    return enhancer
