@@ -189,7 +189,8 @@ class TestInProcess:
         add_enhancer_options(parser)
         zero_dce = ["--model", "zero_dce", "--checkpoint", str(checkpoints["zero_dce"])]
         assert enhancer_from_args(parser.parse_args(zero_dce)).model.inference_dtype == torch.float32
-        assert enhancer_from_args(parser.parse_args([*zero_dce, "--precision", "bf16"])).model.inference_dtype == torch.bfloat16
+        bf16 = enhancer_from_args(parser.parse_args([*zero_dce, "--precision", "bf16"]))
+        assert bf16.model.inference_dtype == torch.bfloat16
         plus = ["--checkpoint", str(checkpoints["zero_dce_pp"]), "--precision", "bf16"]
         with pytest.raises(InputError, match="Zero-DCE"):
             enhancer_from_args(parser.parse_args(plus))

@@ -257,7 +257,8 @@ class TestCompiledHelpers:
 
 
 class TestStreamedFilter:
-    """All passes in one streamed kernel call (``_native.denoise``) against the passes one by one in PyTorch (``_filter``)."""
+    """All passes in one streamed kernel call (``_native.denoise``) against the passes one by one in
+    PyTorch (``_filter``)."""
 
     @pytest.fixture(autouse=True)
     def native(self):
