@@ -86,6 +86,30 @@ def _steps(curves: torch.Tensor, iterations: int) -> list[torch.Tensor]:
     return list(torch.split(curves, 3, dim=1))
 
 
+def scale_curves(curves: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
+    """Curve maps with each image's ``alpha`` scaled per channel and clamped to [-1, 1]: the curves' *strength*.
+
+    Args:
+        curves: ``(B, 3*n, H, W)`` (or ``(1, 3*n, H, W)`` shared by the batch) maps, RGB groups in order.
+        strengths: ``(B, 3)`` factors per image and channel, or ``(B,)`` one per image.
+
+    Returns:
+        ``curves`` itself where every factor is 1 (the model as trained, bit for bit), else
+        ``clamp(strength * alpha, -1, 1)``, shaped ``(B, 3*n, H, W)``.
+
+    Example:
+        >>> scale_curves(torch.full((1, 6, 1, 1), 0.6), torch.tensor([[2.0, 1.0, 0.5]])).flatten().tolist()
+        [1.0, 0.6000000238418579, 0.30000001192092896, 1.0, 0.6000000238418579, 0.30000001192092896]
+    """
+    strengths = strengths.to(curves.device, curves.dtype)
+    if strengths.dim() == 1:
+        strengths = strengths.view(-1, 1).expand(-1, 3)
+    if bool((strengths == 1.0).all()):
+        return curves
+    per_map = strengths.repeat(1, curves.shape[1] // 3).view(strengths.shape[0], curves.shape[1], 1, 1)
+    return (curves * per_map).clamp(-1.0, 1.0)
+
+
 def apply_curves_reference(x: torch.Tensor, curves: torch.Tensor, iterations: int = 8) -> torch.Tensor:
     """:func:`apply_curves` written plainly, one full-size tensor per step; differentiable.
 

@@ -57,7 +57,7 @@ from PIL import Image
 from zerodce import _native
 from zerodce._checks import InputError, check_image_tensor
 from zerodce._device import resolve_device
-from zerodce.curves import apply_curves_fused, apply_low_res_curves
+from zerodce.curves import apply_curves_fused, apply_low_res_curves, scale_curves
 from zerodce.enhance import denoise as denoising
 from zerodce.enhance.exposure import auto_strength
 from zerodce.io import (DEFAULT_MAX_PIXELS, ImageData, ImageError, pil_to_pixels, pixels_to_pil, pixels_to_tensor,
@@ -262,9 +262,9 @@ class Enhancer:
                        (slice(max(r0 - overlap, 0), min(r1 + overlap, h)), slice(max(c0 - overlap, 0), min(c1 + overlap, w))))
 
     def _strengths(self, x: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
-        """The strength for each image of ``x``: ``(B,)``, from the setting or chosen on a small copy."""
+        """The strengths for each image of ``x`` and channel: ``(B, 3)``, from the setting or chosen on a small copy."""
         if self.strength != "auto":
-            return torch.full((x.shape[0],), float(self.strength))
+            return torch.full((x.shape[0], 3), float(self.strength))
         factor = self.model.scale_factor
         if factor > 1:  # the maps are known at the network's input size
             return auto_strength(downscale(x, factor), maps, self.model.iterations)
@@ -310,7 +310,7 @@ class Enhancer:
             sigma = denoising.estimate_noise(x) if level > 0 else None
         if maps is not None:
             with one_thread() if low_res else contextlib.nullcontext():  # low-resolution maps are small too
-                maps = _scaled(maps.to(self.device, torch.float32), strengths)
+                maps = scale_curves(maps.to(self.device, torch.float32), strengths)
                 maps = maps if curve_filter is None else curve_filter(maps)
         if sigma is not None and low_res and denoising.denoise_low_res_into(
                 x, maps, padded, self.model.iterations, 0, sigma, level, out, (0, 0)):
@@ -326,7 +326,7 @@ class Enhancer:
         for core, context in pieces:
             piece = x[..., context[0], context[1]]
             if maps is None:
-                piece_maps = _scaled(self.model.estimate_curves(piece), strengths)
+                piece_maps = scale_curves(self.model.estimate_curves(piece), strengths)
             elif not low_res:
                 piece_maps = maps[..., context[0], context[1]]
             whole = core == context
@@ -456,14 +456,6 @@ class Enhancer:
 def _crop(piece: torch.Tensor, core: tuple[slice, slice], context: tuple[slice, slice]) -> torch.Tensor:
     (r, c), (pr, pc) = core, context
     return piece[..., r.start - pr.start : r.stop - pr.start, c.start - pc.start : c.stop - pc.start]
-
-
-def _scaled(maps: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
-    """Curve maps times each image's strength, clamped to the curves' range [-1, 1]."""
-    if bool((strengths == 1.0).all()):
-        return maps  # the model as trained, bit for bit
-    s = strengths.to(maps.device, maps.dtype).view(-1, 1, 1, 1)
-    return (maps * s).clamp(-1.0, 1.0)
 
 
 def _store(y: torch.Tensor, target: torch.Tensor) -> None:

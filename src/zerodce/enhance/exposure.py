@@ -33,17 +33,30 @@ network input, or a reduced copy for Zero-DCE), by the Illinois variant of
 regula falsi: the mean luma is monotonic and smooth in ``s`` for brightening
 curves, so a straight line between the two ends of the bracket lands close to
 the answer, and four or five curve applications reach a brightness within
-:data:`_TOLERANCE` of the target where bisection took fourteen. None of the constants was fitted to
-a data set; they are the photographic conventions above.
+:data:`_TOLERANCE` of the target where bisection took fourteen.
+
+**Colour balance.** A change of exposure multiplies every channel by the same
+factor in linear light, so it keeps the photo's colour balance; one strength for
+all three channels does not: the curves differ per channel (Zero-DCE's networks,
+ours and the authors', lift blue the most, tinting neutral dark photos blue by
+about 8% on average), and scaling them all by ``s`` scales that tint too. So the
+strength is chosen per channel: first the common ``s`` above (the brightness),
+then for each channel the strength that gives it the same lift of its mean
+linear value as that common ``s`` gives the luma-weighted one. The mean luma
+moves by a fraction of a level; the input's white balance (warm tungsten, cool
+moonlight) is kept as shot. The searches run on a regular subset of at most
+:data:`STRENGTH_SAMPLES` pixels of the small image. None of the constants was
+fitted to a data set; they are the photographic conventions above.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
-from zerodce.curves import LUMA_WEIGHTS, apply_curves
+from zerodce.curves import LUMA_WEIGHTS, apply_curves, scale_curves
 
 #: Linear reflectance of photographic middle grey (0.46 in sRGB).
 MIDDLE_GREY = 0.18
@@ -56,9 +69,14 @@ UNDER_EXPOSED = 2 * EXPOSURE_LATITUDE
 MAX_LIFT = 6.0
 #: Largest automatic strength.
 MAX_STRENGTH = 2.0
+#: Pixels of the small image the strength is chosen on, at most (a regular subset).
+STRENGTH_SAMPLES = 1 << 12
 #: Mean luma within which the search stops: 1/40 of an 8-bit level, far below a visible difference.
 _TOLERANCE = 1e-4
-#: Most curve applications of the search after the bracket's ends (it stops far sooner).
+#: Each channel's mean linear value within which the colour-balance search stops, relative to its
+#: target: a thousandth, far below a visible difference.
+_BALANCE_TOLERANCE = 1e-3
+#: Most curve applications of a search after the bracket's ends (it stops far sooner).
 _STEPS = 14
 
 
@@ -123,53 +141,112 @@ def mean_luma(x: torch.Tensor) -> torch.Tensor:
 def auto_strength(
     x: torch.Tensor, curves: torch.Tensor, iterations: int = 8, max_strength: float = MAX_STRENGTH
 ) -> torch.Tensor:
-    """The strength per image that brings ``x`` to :func:`target_brightness`: ``(B,)`` in ``[0, max_strength]``.
+    """The strengths per image and channel that bring ``x`` to :func:`target_brightness` in its own colour balance.
+
+    First one strength for all channels, the one whose result has the target's
+    mean luma; then, per channel, the strength that gives that channel ``K``
+    times its input's mean linear value, ``K`` being the factor by which that
+    first result raised the luma-weighted mean linear value: the same lift in
+    linear light, shared between the channels as the input's colour balance
+    has it (a change of exposure multiplies every channel by the same factor).
 
     Args:
         x: small images, ``(B, 3, h, w)`` float in [0, 1] (the curves' resolution).
-        curves: their curve maps ``alpha``, ``(B, 3*n, h, w)``, as for :func:`~zerodce.curves.apply_curves`.
+        curves: their curve maps ``alpha``, ``(B, 3*n, h, w)`` (or ``(1, 3*n, h, w)``
+            shared by the batch), as for :func:`~zerodce.curves.apply_curves`.
         iterations: curve steps of a 3-channel map.
         max_strength: upper bound of the result.
+
+    Returns:
+        ``(B, 3)`` in ``[0, max_strength]``, for :func:`~zerodce.curves.scale_curves`.
 
     Example:
         >>> x = torch.full((2, 3, 4, 4), 0.02)
         >>> x[1] = 0.5  # exposed as intended: left alone
         >>> s = auto_strength(x, torch.full((2, 3, 4, 4), 0.5))
-        >>> bool(0 < s[0] <= MAX_STRENGTH), s[1].item()
-        (True, 0.0)
+        >>> bool(0 < s[0, 0] <= MAX_STRENGTH), s[1].tolist()
+        (True, [0.0, 0.0, 0.0])
     """
-    x, curves = x.float(), curves.float()
-    strengths = []
+    # Means of a few thousand pixels of an already reduced image are as good as those of all of them.
+    step = max(1, math.ceil(math.sqrt(x.shape[-2] * x.shape[-1] / STRENGTH_SAMPLES)))
+    grid = (..., slice(step // 2, None, step), slice(step // 2, None, step))  # centred in each step x step cell
+    x, curves = x[grid].float(), curves[grid].float()
+    strengths = torch.zeros(x.shape[0], 3)
     for i, m in enumerate(mean_luma(x).tolist()):
         target = target_brightness(m)
-        ci = curves[i : i + 1] if curves.shape[0] > 1 else curves
-        strengths.append(0.0 if target <= m else _strength_for(x[i : i + 1], ci, m, target, iterations, max_strength))
-    return torch.tensor(strengths, dtype=torch.float32)
+        if target <= m:
+            continue
+        xi, ci = x[i : i + 1], curves[i : i + 1] if curves.shape[0] > 1 else curves
+
+        def luma_excess(s: list[float]) -> list[float]:
+            return [mean_luma(_lifted(xi, ci, s * 3, iterations)).item() - target]
+
+        common = _solve_increasing(luma_excess, [0.0], [m - target], [max_strength], luma_excess([max_strength]),
+                                   [_TOLERANCE])[0]
+        strengths[i] = torch.tensor(_balanced(xi, ci, common, iterations, max_strength))
+    return strengths
 
 
-def _strength_for(x: torch.Tensor, curves: torch.Tensor, brightness_at_0: float, target: float, iterations: int,
-                  max_strength: float) -> float:
-    """The strength in ``[0, max_strength]`` that brings ``x`` ``(1, 3, h, w)``, darker than ``target``, to it."""
+def _lifted(x: torch.Tensor, curves: torch.Tensor, strengths: list[float], iterations: int) -> torch.Tensor:
+    return apply_curves(x, scale_curves(curves, torch.tensor([strengths])), iterations)
 
-    def excess(s: float) -> float:
-        return mean_luma(apply_curves(x, (curves * s).clamp(-1.0, 1.0), iterations)).item() - target
 
-    lo, hi, f_lo, f_hi = 0.0, max_strength, brightness_at_0 - target, excess(max_strength)
-    if f_hi <= 0:
-        return max_strength  # even the largest strength falls short
-    s, side = hi, 0
+def _balanced(x: torch.Tensor, curves: torch.Tensor, common: float, iterations: int,
+              max_strength: float) -> list[float]:
+    """Per-channel strengths giving ``x`` ``(1, 3, h, w)`` the lift that ``common`` gives, in its colour balance."""
+    linear_in = _linear_means(x)
+    luma_in = sum(w * v for w, v in zip(LUMA_WEIGHTS, linear_in))
+    if luma_in <= 0:
+        return [common] * 3  # black: curves keep 0 at 0, every strength gives the same
+    lifted = _linear_means(_lifted(x, curves, [common] * 3, iterations))
+    lift = sum(w * v for w, v in zip(LUMA_WEIGHTS, lifted)) / luma_in
+    target = [lift * v for v in linear_in]
+
+    def excess(s: list[float]) -> list[float]:
+        return [v - t for v, t in zip(_linear_means(_lifted(x, curves, s, iterations)), target)]
+
+    # The common strength already brackets each channel's root from one side.
+    at_common = [v - t for v, t in zip(lifted, target)]
+    above = [v >= 0 for v in at_common]
+    at_max = excess([max_strength] * 3) if not all(above) else [0.0] * 3
+    return _solve_increasing(
+        excess,
+        [0.0 if a else common for a in above],
+        [v - t if a else c for a, v, t, c in zip(above, linear_in, target, at_common)],
+        [common if a else max_strength for a in above],
+        [c if a else v for a, c, v in zip(above, at_common, at_max)],
+        [_BALANCE_TOLERANCE * t for t in target],
+    )
+
+
+def _linear_means(x: torch.Tensor) -> list[float]:
+    """Mean linear-light value of each channel of one image ``(1, 3, h, w)``."""
+    return srgb_to_linear(x).mean((0, 2, 3)).tolist()
+
+
+def _solve_increasing(f: Callable[[list[float]], list[float]], lo: list[float], f_lo: list[float], hi: list[float],
+                      f_hi: list[float], tolerance: list[float]) -> list[float]:
+    """Root in ``[lo, hi]`` of each element of an increasing ``f`` (its values ``f_lo <= 0`` and ``f_hi`` at
+    the ends given); ``hi`` where ``f_hi <= 0``. Illinois regula falsi on all elements at once (each
+    element of ``f`` may depend only on the same element of its argument): per element in Python,
+    as a few thousand pixels' curves cost less than a tensor operation per element would."""
+    n = len(lo)
+    lo, f_lo, hi, f_hi = list(lo), list(f_lo), list(hi), list(f_hi)
+    root = [hi[k] if f_hi[k] <= 0 else lo[k] for k in range(n)]
+    active = [f_hi[k] > 0 and f_lo[k] < -tolerance[k] for k in range(n)]
+    side = [0] * n
     for _ in range(_STEPS):
-        s = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        f = excess(s)
-        if abs(f) < _TOLERANCE:
+        if not any(active):
             break
-        # Illinois: when the same end moves twice, halve the other's value so it moves too.
-        if f < 0:
-            lo, f_lo = s, f
-            f_hi = f_hi / 2 if side < 0 else f_hi
-            side = -1
-        else:
-            hi, f_hi = s, f
-            f_lo = f_lo / 2 if side > 0 else f_lo
-            side = 1
-    return s
+        root = [(lo[k] * f_hi[k] - hi[k] * f_lo[k]) / (f_hi[k] - f_lo[k]) if active[k] else root[k] for k in range(n)]
+        values = f(root)
+        for k in range(n):
+            if not active[k]:
+                continue
+            if abs(values[k]) < tolerance[k]:
+                active[k] = False
+            elif values[k] < 0:  # Illinois: when the same end moves twice, halve the other's value
+                lo[k], f_lo[k], f_hi[k], side[k] = root[k], values[k], f_hi[k] / 2 if side[k] < 0 else f_hi[k], -1
+            else:
+                hi[k], f_hi[k], f_lo[k], side[k] = root[k], values[k], f_lo[k] / 2 if side[k] > 0 else f_lo[k], 1
+    return root
