@@ -174,16 +174,19 @@ def auto_strength(
     strengths = torch.zeros(x.shape[0], 3)
     for i, m in enumerate(mean_luma(x).tolist()):
         target = target_brightness(m)
-        if target <= m:
+        if target <= m + _TOLERANCE:  # exposed as intended, or close enough that no level would change
             continue
         xi, ci = x[i : i + 1], curves[i : i + 1] if curves.shape[0] > 1 else curves
+        seen: dict[float, torch.Tensor] = {}
 
         def luma_excess(s: list[float]) -> list[float]:
-            return [mean_luma(_lifted(xi, ci, s * 3, iterations)).item() - target]
+            seen[s[0]] = _lifted(xi, ci, s * 3, iterations)
+            return [mean_luma(seen[s[0]]).item() - target]
 
-        common = _solve_increasing(luma_excess, [0.0], [m - target], [max_strength], luma_excess([max_strength]),
+        # From the image itself and the model as trained.
+        common = _solve_increasing(luma_excess, ([0.0], [m - target]), ([1.0], luma_excess([1.0])), max_strength,
                                    [_TOLERANCE])[0]
-        strengths[i] = torch.tensor(_balanced(xi, ci, common, iterations, max_strength))
+        strengths[i] = torch.tensor(_balanced(xi, ci, seen, common, iterations, max_strength))
     return strengths
 
 
@@ -191,32 +194,29 @@ def _lifted(x: torch.Tensor, curves: torch.Tensor, strengths: list[float], itera
     return apply_curves(x, scale_curves(curves, torch.tensor([strengths])), iterations)
 
 
-def _balanced(x: torch.Tensor, curves: torch.Tensor, common: float, iterations: int,
-              max_strength: float) -> list[float]:
-    """Per-channel strengths giving ``x`` ``(1, 3, h, w)`` the lift that ``common`` gives, in its colour balance."""
+def _balanced(x: torch.Tensor, curves: torch.Tensor, seen: dict[float, torch.Tensor], common: float,
+              iterations: int, max_strength: float) -> list[float]:
+    """Per-channel strengths giving ``x`` ``(1, 3, h, w)`` the lift that ``common`` gives, in the input's
+    colour balance; ``seen`` holds results of one strength for all channels (``common``'s among them)."""
     linear_in = _linear_means(x)
     luma_in = sum(w * v for w, v in zip(LUMA_WEIGHTS, linear_in))
     if luma_in <= 0:
         return [common] * 3  # black: curves keep 0 at 0, every strength gives the same
-    lifted = _linear_means(_lifted(x, curves, [common] * 3, iterations))
-    lift = sum(w * v for w, v in zip(LUMA_WEIGHTS, lifted)) / luma_in
+    linear_common = _linear_means(seen[common])
+    lift = sum(w * v for w, v in zip(LUMA_WEIGHTS, linear_common)) / luma_in
     target = [lift * v for v in linear_in]
 
     def excess(s: list[float]) -> list[float]:
         return [v - t for v, t in zip(_linear_means(_lifted(x, curves, s, iterations)), target)]
 
-    # The common strength already brackets each channel's root from one side.
-    at_common = [v - t for v, t in zip(lifted, target)]
-    above = [v >= 0 for v in at_common]
-    at_max = excess([max_strength] * 3) if not all(above) else [0.0] * 3
-    return _solve_increasing(
-        excess,
-        [0.0 if a else common for a in above],
-        [v - t if a else c for a, v, t, c in zip(above, linear_in, target, at_common)],
-        [common if a else max_strength for a in above],
-        [c if a else v for a, c, v in zip(above, at_common, at_max)],
-        [_BALANCE_TOLERANCE * t for t in target],
-    )
+    # Each channel's root is near the common strength: start from it and the common strength tried
+    # closest to it (the input itself if there was none).
+    others = [s for s in seen if s != common]
+    near = min(others, key=lambda s: abs(s - common)) if others else 0.0
+    linear_near = _linear_means(seen[near]) if others else linear_in
+    return _solve_increasing(excess, ([near] * 3, [v - t for v, t in zip(linear_near, target)]),
+                             ([common] * 3, [v - t for v, t in zip(linear_common, target)]), max_strength,
+                             [_BALANCE_TOLERANCE * t for t in target])
 
 
 def _linear_means(x: torch.Tensor) -> list[float]:
@@ -224,29 +224,40 @@ def _linear_means(x: torch.Tensor) -> list[float]:
     return srgb_to_linear(x).mean((0, 2, 3)).tolist()
 
 
-def _solve_increasing(f: Callable[[list[float]], list[float]], lo: list[float], f_lo: list[float], hi: list[float],
-                      f_hi: list[float], tolerance: list[float]) -> list[float]:
-    """Root in ``[lo, hi]`` of each element of an increasing ``f`` (its values ``f_lo <= 0`` and ``f_hi`` at
-    the ends given); ``hi`` where ``f_hi <= 0``. Illinois regula falsi on all elements at once (each
-    element of ``f`` may depend only on the same element of its argument): per element in Python,
-    as a few thousand pixels' curves cost less than a tensor operation per element would."""
-    n = len(lo)
-    lo, f_lo, hi, f_hi = list(lo), list(f_lo), list(hi), list(f_hi)
-    root = [hi[k] if f_hi[k] <= 0 else lo[k] for k in range(n)]
-    active = [f_hi[k] > 0 and f_lo[k] < -tolerance[k] for k in range(n)]
-    side = [0] * n
+Points = tuple[list[float], list[float]]
+
+
+def _solve_increasing(f: Callable[[list[float]], list[float]], first: Points, second: Points, upper: float,
+                      tolerance: list[float]) -> list[float]:
+    """Root in ``[0, upper]`` of each element of an increasing ``f`` with ``f(0) <= 0`` (each element may
+    depend only on the same element of its argument), ``upper`` where ``f(upper) < 0``, from two
+    points ``(s, f(s))`` per element.
+
+    The secant method through the last two points, kept inside the bracket known so far (halved
+    where a step would leave it): the mean brightness is smooth in the strength, so two or three
+    steps reach the tolerance. Per element in Python, as a few thousand pixels' curves cost less
+    than a tensor operation per element would.
+    """
+    (a, f_a), (b, f_b) = (list(v) for v in first), (list(v) for v in second)
+    n = len(a)
+    lo = [max([0.0] + [s for s, v in ((a[k], f_a[k]), (b[k], f_b[k])) if v < 0]) for k in range(n)]
+    hi = [min([upper] + [s for s, v in ((a[k], f_a[k]), (b[k], f_b[k])) if v > 0]) for k in range(n)]
+    root = [b[k] if abs(f_b[k]) <= abs(f_a[k]) else a[k] for k in range(n)]
+    active = [min(abs(f_a[k]), abs(f_b[k])) >= tolerance[k] for k in range(n)]
     for _ in range(_STEPS):
         if not any(active):
             break
-        root = [(lo[k] * f_hi[k] - hi[k] * f_lo[k]) / (f_hi[k] - f_lo[k]) if active[k] else root[k] for k in range(n)]
+        for k in range(n):
+            if active[k]:
+                step = b[k] - f_b[k] * (b[k] - a[k]) / (f_b[k] - f_a[k]) if f_b[k] != f_a[k] else hi[k]
+                root[k] = min(step, upper) if lo[k] < step < hi[k] or (step >= hi[k] == upper) else (lo[k] + hi[k]) / 2
         values = f(root)
         for k in range(n):
             if not active[k]:
                 continue
-            if abs(values[k]) < tolerance[k]:
+            if abs(values[k]) < tolerance[k] or (root[k] == upper and values[k] < 0):
                 active[k] = False
-            elif values[k] < 0:  # Illinois: when the same end moves twice, halve the other's value
-                lo[k], f_lo[k], f_hi[k], side[k] = root[k], values[k], f_hi[k] / 2 if side[k] < 0 else f_hi[k], -1
-            else:
-                hi[k], f_hi[k], f_lo[k], side[k] = root[k], values[k], f_lo[k] / 2 if side[k] > 0 else f_lo[k], 1
+                continue
+            lo[k], hi[k] = (root[k], hi[k]) if values[k] < 0 else (lo[k], root[k])
+            a[k], f_a[k], b[k], f_b[k] = b[k], f_b[k], root[k], values[k]
     return root
