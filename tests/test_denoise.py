@@ -13,7 +13,7 @@ from zerodce.enhance import Enhancer
 from zerodce.enhance.denoise import (QUANTIZATION, RANGE_PER_SIGMA, UNCLIP_SPAN, DenoiseAmplified, _filter,
                                      _lower_median, clipped_mean, denoise_amplified, denoise_into, denoise_level,
                                      denoise_low_res_into, estimate_noise, filter_range, smooth3x3, unclip,
-                                     unclip_polynomial)
+                                     unclip_table)
 
 from conftest import require_native
 
@@ -131,14 +131,14 @@ class TestUnclip:
             assert clipped_mean(t) == pytest.approx((t + n).clamp(min=0).mean().item(), abs=3e-3)
 
     def test_inverts_the_clipped_mean_and_leaves_the_rest(self):
-        t = torch.linspace(0, 3.99, 400)
-        spread = torch.full((1, 400), 0.02)
-        y = torch.tensor([clipped_mean(v) for v in t.tolist()]).mul(0.02).view(1, 1, 400).expand(3, 1, 400)
-        assert torch.allclose(unclip(y, spread)[0, 0], 0.02 * t, atol=0.02 * 2e-4)  # the polynomial's error
-        below = torch.full((3, 1, 400), 0.3 * 0.02)  # under the mean of a true black: black
+        spread = torch.full((1, 9), 0.02)
+        t = torch.tensor([0.0, 0.1, 0.3, 0.7, 1.0, 1.5, 2.0, 3.0, 3.5])
+        y = torch.tensor([clipped_mean(v) for v in t.tolist()]).mul(0.02).view(1, 1, 9).expand(3, 1, 9)
+        assert torch.allclose(unclip(y, spread)[0, 0], 0.02 * t, atol=0.02 * 0.015)  # the table: 1.5% of a noise
+        below = torch.full((3, 1, 9), 0.3 * 0.02)  # under the mean of a true black: black
         assert unclip(below, spread).eq(0).all()
-        far = torch.full((3, 1, 400), 0.02 * (UNCLIP_SPAN + 0.5))
-        assert unclip(far, spread).equal(far) and unclip(y, torch.zeros(1, 400)).equal(y)
+        far = torch.full((3, 1, 9), 0.02 * (UNCLIP_SPAN + 0.5))
+        assert unclip(far, spread).equal(far) and unclip(y, torch.zeros(1, 9)).equal(y)
 
     def test_lifted_black_comes_out_black_and_dark_grey_stays(self):
         """A true black and a dark grey 3 noise levels above it, clipped at 0 by the sensor and lifted 8x: the
@@ -311,7 +311,7 @@ class TestStreamedFilter:
             expected = _filter(y, gain, scales, sensor)
             assert not expected.equal(_filter(y, gain, scales, 0.0)) or size == (1, 1)
             out = torch.empty_like(y)
-            unclip_arg = (sensor, clipped_mean(0.0), UNCLIP_SPAN, unclip_polynomial())
+            unclip_arg = (sensor, UNCLIP_SPAN, unclip_table())
             assert _native.denoise(y, gain, scales, out, unclip=unclip_arg)
             assert (out - expected).abs().max() <= 1e-5
             # a window of it, rounded into an interleaved 8-bit image

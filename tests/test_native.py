@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from zerodce import _native
 from zerodce._checks import InputError, ZerodceError
 from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
-from zerodce.enhance.denoise import UNCLIP_SPAN, _filter, clipped_mean, unclip_polynomial
+from zerodce.enhance.denoise import UNCLIP_SPAN, _filter, unclip_table
 
 from conftest import missing, require_native
 
@@ -187,7 +187,7 @@ def downscale_case(rng: random.Random) -> None:
 
 
 def unclip_of(sensor: float) -> _native.Unclip | None:
-    return (sensor, clipped_mean(0.0), UNCLIP_SPAN, unclip_polynomial()) if sensor else None
+    return (sensor, UNCLIP_SPAN, unclip_table()) if sensor else None
 
 
 def stream_case(rng: random.Random) -> None:
@@ -337,23 +337,17 @@ WRONG_CALLS = {
     "stream past the last column": (lambda: _stream(dst=(3, 8, 8), offset=(0, 1)), "do not fit"),
     "stream with a negative offset": (lambda: _stream(dst=(3, 4, 8), offset=(-1, 0)), "row offset"),
     "stream into y": (_stream_into_y, "overlaps"),
-    "stream unclipping without sensor noise": (lambda: _stream(unclip=(0.0, 0.4, 4.0, unclip_polynomial())),
-                                               "sensor noise"),
-    "stream unclipping with a NaN span": (lambda: _stream(unclip=(0.01, 0.4, float("nan"), unclip_polynomial())),
-                                          "span"),
-    "stream unclipping above its span": (lambda: _stream(unclip=(0.01, 4.0, 4.0, unclip_polynomial())), "span"),
-    "stream unclipping by float64 terms": (lambda: _stream(unclip=(0.01, 0.4, 4.0, unclip_polynomial().double())),
-                                           "coefficients"),
-    "stream unclipping by too few terms": (lambda: _stream(unclip=(0.01, 0.4, 4.0, unclip_polynomial()[:3])),
-                                           "coefficients"),
+    "stream unclipping without sensor noise": (lambda: _stream(unclip=(0.0, 4.0, unclip_table())), "sensor noise"),
+    "stream unclipping with a NaN span": (lambda: _stream(unclip=(0.01, float("nan"), unclip_table())), "span"),
+    "stream unclipping by a float64 table": (lambda: _stream(unclip=(0.01, 4.0, unclip_table().double())), "table"),
+    "stream unclipping by one value": (lambda: _stream(unclip=(0.01, 4.0, unclip_table()[:1])), "table"),
+    "curve stream unclipping by a 2-D table": (lambda: _stream_low_res(unclip=(0.01, 4.0, torch.zeros(2, 2))), "table"),
     "curve stream of 4 channels": (lambda: _stream_low_res(x=(4, 8, 8)), "x must"),
     "curve stream with 4 curve channels": (lambda: _stream_low_res(small=(4, 2, 2)), "3\\*n"),
     "curve stream past the padded height": (lambda: _stream_low_res(row_start=1), "do not fit in the padded"),
     "curve stream past the padded width": (lambda: _stream_low_res(padded=(8, 7)), "do not fit in the padded"),
     "curve stream with empty curves": (lambda: _stream_low_res(small=(3, 0, 2)), "at least one row"),
     "curve stream past the last row": (lambda: _stream_low_res(dst=(3, 4, 8), offset=(5, 0)), "do not fit in an"),
-    "curve stream unclipping by 2-D terms": (lambda: _stream_low_res(unclip=(0.01, 0.4, 4.0, torch.zeros(11, 1))),
-                                             "coefficients"),
 }
 
 
@@ -406,10 +400,10 @@ def run_direct_c_calls() -> None:
                                 r0, rows, c0, cols, 0) == bad
         assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
                                         levels, None, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
-    coef = unclip_polynomial()
-    for sensor, black, span, terms, at in ((0.0, 0.4, 4.0, 11, coef.data_ptr()), (0.01, 0.4, 0.4, 11, coef.data_ptr()),
-                                           (0.01, 0.4, 4.0, 10, coef.data_ptr()), (0.01, 0.4, 4.0, 11, None)):
-        wrong = ctypes.byref(_native._Unclip(sensor, black, span, terms, at))
+    table = unclip_table()
+    for sensor, span, points, tau in ((0.0, 4.0, 129, table.data_ptr()), (0.01, 0.0, 129, table.data_ptr()),
+                                      (0.01, 4.0, 1, table.data_ptr()), (0.01, 4.0, 129, None)):
+        wrong = ctypes.byref(_native._Unclip(sensor, span, points, tau))
         assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, 2, wrong, _native._plane(dst, 0), 0, 4,
                                 0, 5, 0) == bad
     # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does

@@ -61,10 +61,9 @@ _SOURCE = Path(__file__).with_name("_native_curves.c")
 _PARALLEL_PIXELS = 1 << 16
 #: Flags of every build; the variants after them are tried in turn (some compilers lack -march=native,
 #: which vectorises for this CPU's widest registers). No code here reads floating-point exception
-#: flags or errno: without -fno-trapping-math GCC will not if-convert the denoiser's selects (on CPUs
-#: without AVX-512's masked operations, AVX2, its loops then stay scalar, ~15x slower), and without
-#: -fno-math-errno every sqrtf is a call that stops a loop vectorising.
-_FLAGS = ("-O3", "-std=c99", "-fno-trapping-math", "-fno-math-errno", "-shared", "-fPIC")
+#: flags, and without -fno-trapping-math GCC will not if-convert the denoiser's selects: on CPUs
+#: without AVX-512's masked operations (AVX2) its loops then stay scalar, ~15x slower.
+_FLAGS = ("-O3", "-std=c99", "-fno-trapping-math", "-shared", "-fPIC")
 _VARIANTS = (("-march=native",), ())
 #: Sizes are C ints in the kernels.
 _INT_MAX = 2**31 - 1
@@ -76,8 +75,8 @@ class _Plane(ctypes.Structure):
 
 
 class _Unclip(ctypes.Structure):
-    _fields_ = [("sensor", ctypes.c_float), ("black", ctypes.c_float), ("span", ctypes.c_float),
-                ("terms", ctypes.c_int), ("coef", ctypes.c_void_p)]
+    _fields_ = [("sensor", ctypes.c_float), ("span", ctypes.c_float), ("points", ctypes.c_int),
+                ("tau", ctypes.c_void_p)]
 
 
 class _Unavailable(Exception):
@@ -548,24 +547,21 @@ def _plain_kind(*tensors: torch.Tensor) -> bool:
             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
 
 
-#: The filter's last step, ``zerodce.enhance.denoise.unclip``: ``(sensor, black, span, coef)``, the
-#: input's sensor noise, the range ``[black, span]`` (in amplified noise levels) of its polynomial, and
-#: the polynomial's coefficients (1-D float32, highest power first).
-Unclip = tuple[float, float, float, torch.Tensor]
-#: Coefficients of that polynomial (as ``UNCLIP_TERMS`` in the C code).
-UNCLIP_TERMS = 11
+#: The filter's last step, ``zerodce.enhance.denoise.unclip``: ``(sensor, span, tau)``, the input's
+#: sensor noise and the table of unbiased values (1-D float32) over ``[0, span]`` units of amplified noise.
+Unclip = tuple[float, float, torch.Tensor]
 
 
 def _unclip_arg(unclip: Unclip | None) -> _Unclip | None:
     if unclip is None:
         return None
-    sensor, black, span, coef = unclip
-    if not (math.isfinite(sensor) and sensor > 0 and math.isfinite(span) and 0 <= black < span):
-        raise ValueError(f"unclip needs a sensor noise > 0 and a span above black >= 0, got {unclip[:3]!r}")
-    if not (coef.shape == (UNCLIP_TERMS,) and coef.dtype == torch.float32 and coef.device.type == "cpu"
-            and coef.is_contiguous()):
-        raise ValueError(f"unclip's coefficients must be {UNCLIP_TERMS} contiguous float32 CPU values, got {coef!r}")
-    return _Unclip(sensor, black, span, UNCLIP_TERMS, coef.data_ptr())
+    sensor, span, tau = unclip
+    if not (math.isfinite(sensor) and sensor > 0 and math.isfinite(span) and span > 0):
+        raise ValueError(f"unclip needs a sensor noise and span > 0, got {sensor!r} and {span!r}")
+    if not (tau.dim() == 1 and tau.dtype == torch.float32 and tau.device.type == "cpu" and tau.is_contiguous()
+            and 2 <= tau.numel() <= _INT_MAX):
+        raise ValueError(f"unclip's table must be a contiguous 1-D float32 CPU tensor of 2 or more values, got {tau!r}")
+    return _Unclip(sensor, span, tau.numel(), tau.data_ptr())
 
 
 def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torch.Tensor,

@@ -481,50 +481,28 @@ static void smooth_row(const float *restrict a, const float *restrict m, const f
 #define DENOISE_MAX_LEVELS 8
 
 /* The last step of the filter (zerodce.enhance.denoise.unclip): a filtered value is the local
- * mean of noise clipped at 0, biased up near black. In units u of the amplified noise
- * s = sensor * sqrt(gain^2 - 1), the unbiased value is 0 up to u = black, u itself from
- * u = span, and (u - black) + P(z) between, z = 2 (u - black) / (span - black) - 1, P's
- * UNCLIP_TERMS coefficients in coef from the highest power down. */
-#define UNCLIP_TERMS 11  /* as unclip_plane's Horner scheme has them */
+ * mean of noise clipped at 0, biased up near black; tau[k] is the unbiased value, in units of
+ * the amplified noise s = sensor * sqrt(gain^2 - 1), of the mean k * span / (points - 1). */
 typedef struct {
-    float sensor, black, span;
-    int terms;
-    const float *coef;
+    float sensor, span;
+    int points;
+    const float *tau;
 } Unclip;
 
-/* One plane of unclip_row, in place. Branch-free, so that it vectorises (not inlined, where
- * its pointer would come from the caller's array and defeat that): in a dark photo most
- * pixels are near black. */
-static __attribute__((noinline)) void unclip_plane(float *restrict v, const float *restrict spread,
-                                                   const float *restrict per_unit, const Unclip *u, int n) {
-    const float *c = u->coef;
-    const float c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3], c4 = c[4], c5 = c[5], c6 = c[6], c7 = c[7], c8 = c[8],
-                c9 = c[9], c10 = c[10];
-    const float black = u->black, span = u->span, per_width = 2.0f / (span - black);
-    for (int j = 0; j < n; j++) {
-        /* x kept under span (where the result is v itself), so that no term overflows: a NaN or
-         * infinity times the blend's 0 would not be 0 */
-        const float x = v[j] * per_unit[j], w = (x < span ? x : span) - black, z = MADD(w, per_width, -1.0f);
-        /* Horner, written out: a loop over the terms stops GCC vectorising this one */
-        float p = MADD(MADD(MADD(MADD(MADD(c0, z, c1), z, c2), z, c3), z, c4), z, c5);
-        p = MADD(MADD(MADD(MADD(MADD(p, z, c6), z, c7), z, c8), z, c9), z, c10);
-        const float t = w > 0.0f ? spread[j] * (w + p) : 0.0f;
-        const float inside = (x < span ? 1.0f : 0.0f) * (spread[j] > 0.0f ? 1.0f : 0.0f);
-        v[j] = MADD(inside, t - v[j], v[j]);
+static void unclip_row(const Unclip *u, const float *gain, int cols, int interleaved, float *v) {
+    const float steps = (float)(u->points - 1), per_unit = steps / u->span;
+    for (int j = 0; j < cols; j++) {
+        const float g2 = gain[j] * gain[j] - 1.0f;
+        if (!(g2 > 0.0f)) continue;
+        const float s = u->sensor * sqrtf(g2), inv = 1.0f / s;
+        for (int c = 0; c < 3; c++) {
+            float *at = v + slot(interleaved, cols, c, j);
+            const float x = *at * inv * per_unit;
+            if (!(x < steps)) continue;  /* far above the noise: no bias */
+            const int k = (int)x;
+            *at = s * MADD(x - (float)k, u->tau[k + 1] - u->tau[k], u->tau[k]);
+        }
     }
-}
-
-/* unclip on columns [0, n) of the three planes p of the last pass, in place; spread and
- * per_unit (n floats each) are scratch. */
-static void unclip_row(const Unclip *u, const float *restrict gain, int n, float *const p[3], float *restrict spread,
-                       float *restrict per_unit) {
-    const float sensor = u->sensor;
-    for (int j = 0; j < n; j++) {
-        const float g2 = gain[j] * gain[j] - 1.0f, e = g2 > 0.0f ? g2 : 0.0f;
-        spread[j] = sensor * sqrtf(e);
-        per_unit[j] = e > 0.0f ? 1.0f / spread[j] : 0.0f;
-    }
-    for (int c = 0; c < 3; c++) unclip_plane(p[c], spread, per_unit, u, n);
 }
 
 /* The state of zdce_denoise: all passes streamed over rows. Stage 0 is the guide of the
@@ -620,8 +598,7 @@ static void advance(Stream *f, int s, int upto) {
 static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
     const int height = f.height, width = f.width, levels = f.levels;
     /* stage s is needed `reach` rows beyond the output's on each side */
-    /* the stored row, inv (twice its width: unclip_row's scratch too), the last pass */
-    size_t floats = 3 * (size_t)cols + 2 * (size_t)width + 3 * (size_t)width;
+    size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
     int reach = 0;
     for (int s = levels - 1; s >= 0; s--) {
         reach += 1 << s;
@@ -638,7 +615,7 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
     float *v = malloc(sizeof(float) * floats);
     if (!v) return OUT_OF_MEMORY;
     f.inv = v + 3 * (size_t)cols;
-    f.last = f.inv + 2 * (size_t)width;
+    f.last = f.inv + width;
     float *at = f.last + 3 * (size_t)width;
     for (int s = 0; s < levels; s++) {
         f.ring[s] = at;
@@ -656,13 +633,10 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
         } else {
             advance(&f, levels, r);
             p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
-            if (f.unclip) {
-                float *const last[3] = {f.last + col0, f.last + width + col0, f.last + 2 * width + col0};
-                unclip_row(f.unclip, gain_row(&f, r) + col0, cols, last, f.inv, f.inv + width);
-            }
         }
         for (int c = 0; c < 3; c++)
             for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
+        if (levels && f.unclip) unclip_row(f.unclip, gain_row(&f, r) + col0, cols, interleaved, v);
         store_row(&out, r - row0, cols, interleaved, v);
     }
     free(v);
@@ -675,8 +649,7 @@ static int bad_window(int height, int width, int levels, int row0, int rows, int
 }
 
 static int bad_unclip(const Unclip *u) {
-    return u && (u->terms != UNCLIP_TERMS || !(u->sensor > 0.0f) || !(u->black >= 0.0f) || !(u->span > u->black)
-                 || !u->coef);
+    return u && (u->points < 2 || !(u->span > 0.0f) || !(u->sensor > 0.0f) || !u->tau);
 }
 
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass

@@ -28,10 +28,8 @@ after averaging inside a plateau as before, and lifted into visible blocks. The 
 measures colour distances on a copy smoothed by the same 3x3 kernel (a joint
 filter), so an isolated noise spike, far from all its neighbours, is averaged
 away instead of being protected as an "edge" (the bilateral filter's known
-weakness on impulse noise). Last, :func:`unclip` removes the bias of noise that
-the sensor clipped at 0 (a true black averages 0.4 noise levels above it, and
-lifting turns that into a grey veil). Nothing here was fitted to a data set: the
-only inputs are the noise level and the gain.
+weakness on impulse noise). Nothing here was fitted to a data set: the only
+inputs are the noise level and the gain.
 
 Every pixel depends on the ones at most :data:`RADIUS` away, so tiles and bands
 with that much context give the untiled result exactly. On the CPU the compiled
@@ -70,9 +68,9 @@ RANGE_PER_SIGMA = TUKEY * math.sqrt(2.0)
 QUANTIZATION = 1.0 / (255.0 * math.sqrt(12.0))
 #: Passes whose widest range is below half an 8-bit level are skipped: no pixel can move by more.
 MIN_RANGE = 0.5 / 255
-#: :func:`unclip` changes filtered values under UNCLIP_SPAN amplified noise levels (above, the bias is
-#: under 1e-5 of one), by a polynomial of degree UNCLIP_DEGREE (the kernel's Horner scheme has its terms).
-UNCLIP_SPAN, UNCLIP_DEGREE = 4.0, _native.UNCLIP_TERMS - 1
+#: :func:`unclip`'s table spans filtered values of 0 to UNCLIP_SPAN amplified noises (above, the bias is
+#: under 1e-5 of one), in UNCLIP_POINTS points.
+UNCLIP_SPAN, UNCLIP_POINTS = 4.0, 129
 #: Sensor-noise samples :func:`estimate_noise` uses per image at most (a regular subset).
 NOISE_SAMPLES = 1 << 16
 #: Gaussian MAD -> standard deviation, and the response of the noise operator (sqrt(36)).
@@ -152,34 +150,17 @@ def clipped_mean(t: float) -> float:
     return t * 0.5 * (1.0 + math.erf(t / math.sqrt(2.0))) + math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
 
 
-def _inverse_clipped_mean(u: torch.Tensor) -> torch.Tensor:
-    """:func:`clipped_mean`'s inverse at ``u`` > its value at 0, by bisection (float64, to 1e-15)."""
-    lo, hi = torch.zeros_like(u), torch.full_like(u, UNCLIP_SPAN)
-    for _ in range(52):
-        mid = 0.5 * (lo + hi)
-        mean = mid * 0.5 * (1 + torch.erf(mid / math.sqrt(2.0))) + torch.exp(-0.5 * mid * mid) / math.sqrt(2 * math.pi)
-        lo, hi = torch.where(mean < u, mid, lo), torch.where(mean < u, hi, mid)
-    return 0.5 * (lo + hi)
-
-
 @functools.lru_cache(maxsize=1)
-def unclip_polynomial() -> torch.Tensor:
-    """:func:`unclip`'s ``P``, its ``UNCLIP_DEGREE + 1`` coefficients from the highest power down (float32).
-
-    The inverse of :func:`clipped_mean` over ``[b, UNCLIP_SPAN]``, ``b = clipped_mean(0)``,
-    is ``(u - b) + P(z)`` with ``z = 2 (u - b) / (UNCLIP_SPAN - b) - 1`` in [-1, 1]: ``P`` is
-    its least-squares fit at Chebyshev nodes of the exact inverse, within 2e-4 of one noise
-    level evaluated in float32 (test), its coefficients all under 0.4 (so float32 Horner
-    schemes agree). A polynomial, not a table: no gathers, so the kernel's loop runs at the
-    speed of its multiply-adds.
-    """
-    black = clipped_mean(0.0)
-    k = torch.arange(4 * UNCLIP_DEGREE, dtype=torch.float64)
-    z = -torch.cos(math.pi * (k + 0.5) / len(k))
-    u = black + (z + 1) / 2 * (UNCLIP_SPAN - black)
-    fit = np.polynomial.Chebyshev.fit(z.numpy(), (_inverse_clipped_mean(u) - (u - black)).numpy(), UNCLIP_DEGREE,
-                                      domain=[-1, 1])
-    return torch.from_numpy(np.polynomial.chebyshev.cheb2poly(fit.coef)[::-1].copy()).float()
+def unclip_table() -> torch.Tensor:
+    """The inverse of :func:`clipped_mean` (0 below its value at 0) at ``UNCLIP_POINTS`` means over ``[0, UNCLIP_SPAN]``."""
+    tau = []
+    for k in range(UNCLIP_POINTS):
+        u, lo, hi = k * UNCLIP_SPAN / (UNCLIP_POINTS - 1), 0.0, UNCLIP_SPAN
+        for _ in range(60 if u > clipped_mean(0.0) else 0):  # bisection: increasing, and fast enough once
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if clipped_mean(mid) < u else (lo, mid)
+        tau.append(0.5 * (lo + hi) if u > clipped_mean(0.0) else 0.0)
+    return torch.tensor(tau, dtype=torch.float32)
 
 
 def unclip(y: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
@@ -191,8 +172,7 @@ def unclip(y: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
     filtered value ``y`` is a mean of values with noise ``spread``, the unbiased
     value is ``spread * tau(y / spread)``, ``tau`` the inverse of
     :func:`clipped_mean` (Foi, "Clipped noisy images", Signal Processing 2009): 0
-    for a true black, ``y`` itself from :data:`UNCLIP_SPAN` noise levels up
-    (``tau`` in between by :func:`unclip_polynomial`).
+    for a true black, ``y`` itself a few noise levels above 0.
 
     Args:
         y: a filtered image, ``(3, H, W)`` float.
@@ -203,14 +183,14 @@ def unclip(y: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
         >>> [round(v, 2) for v in unclip(y, torch.ones(1, 3))[0, 0].tolist()]
         [0.0, 0.9, 5.0]
     """
-    black = clipped_mean(0.0)
-    u = y / spread.clamp(min=torch.finfo(y.dtype).tiny)
-    z = (u.clamp(max=UNCLIP_SPAN) - black) * (2.0 / (UNCLIP_SPAN - black)) - 1.0
-    p = torch.zeros_like(z)
-    for c in unclip_polynomial().tolist():
-        p = p * z + c
-    unbiased = torch.where(u > black, spread * ((u - black) + p), torch.zeros_like(u))
-    return torch.where((spread > 0) & (u < UNCLIP_SPAN), unbiased, y)
+    steps = UNCLIP_POINTS - 1
+    tau = unclip_table().to(y.device, y.dtype)
+    x = y / spread.clamp(min=torch.finfo(y.dtype).tiny) * (steps / UNCLIP_SPAN)
+    inside = (spread > 0) & (x < steps)
+    k = x.clamp(0, steps - 1).floor()
+    i = k.long()
+    lifted = spread * torch.lerp(tau[i], tau[i + 1], x.clamp(0, steps) - k)
+    return torch.where(inside, lifted, y)
 
 
 def smooth3x3(y: torch.Tensor) -> torch.Tensor:
@@ -295,7 +275,7 @@ def _pass_scales(gain: torch.Tensor, sigma: float, level: float = 1.0) -> list[f
 def _unclip_for(sigma: float) -> _native.Unclip | None:
     """:func:`unclip`'s arguments for the kernels (``None``: a photo without sensor noise has no clipping bias)."""
     sensor = _sensor(sigma)
-    return (sensor, clipped_mean(0.0), UNCLIP_SPAN, unclip_polynomial()) if sensor > 0 else None
+    return (sensor, UNCLIP_SPAN, unclip_table()) if sensor > 0 else None
 
 
 def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
