@@ -10,10 +10,9 @@ from skimage import data as samples
 from zerodce import _native
 from zerodce.curves import apply_curves_fused, apply_curves_reference, apply_low_res_curves, curve_gain
 from zerodce.enhance import Enhancer
-from zerodce.enhance.denoise import (QUANTIZATION, RANGE_PER_SIGMA, UNCLIP_SPAN, DenoiseAmplified, _filter,
-                                     _lower_median, clipped_mean, denoise_amplified, denoise_into, denoise_level,
-                                     denoise_low_res_into, estimate_noise, filter_range, smooth3x3, unclip,
-                                     unclip_table)
+from zerodce.enhance.denoise import (QUANTIZATION, RANGE_PER_SIGMA, DenoiseAmplified, _filter, _lower_median,
+                                     denoise_amplified, denoise_into, denoise_level, denoise_low_res_into,
+                                     estimate_noise, filter_range, smooth3x3)
 
 from conftest import require_native
 
@@ -122,39 +121,6 @@ class TestFilter:
     def test_bad_gain_shape(self):
         with pytest.raises(ValueError, match="gain must have shape"):
             denoise_amplified(torch.rand(1, 3, 4, 4), torch.ones(1, 3, 4, 4), 0.01)
-
-
-class TestUnclip:
-    def test_clipped_mean_is_the_mean_of_clipped_noise(self):
-        n = torch.randn(1_000_000, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-        for t in (-1.0, 0.0, 0.5, 2.0):
-            assert clipped_mean(t) == pytest.approx((t + n).clamp(min=0).mean().item(), abs=3e-3)
-
-    def test_inverts_the_clipped_mean_and_leaves_the_rest(self):
-        spread = torch.full((1, 9), 0.02)
-        t = torch.tensor([0.0, 0.1, 0.3, 0.7, 1.0, 1.5, 2.0, 3.0, 3.5])
-        y = torch.tensor([clipped_mean(v) for v in t.tolist()]).mul(0.02).view(1, 1, 9).expand(3, 1, 9)
-        assert torch.allclose(unclip(y, spread)[0, 0], 0.02 * t, atol=0.02 * 0.015)  # the table: 1.5% of a noise
-        below = torch.full((3, 1, 9), 0.3 * 0.02)  # under the mean of a true black: black
-        assert unclip(below, spread).eq(0).all()
-        far = torch.full((3, 1, 9), 0.02 * (UNCLIP_SPAN + 0.5))
-        assert unclip(far, spread).equal(far) and unclip(y, torch.zeros(1, 9)).equal(y)
-
-    def test_lifted_black_comes_out_black_and_dark_grey_stays(self):
-        """A true black and a dark grey 3 noise levels above it, clipped at 0 by the sensor and lifted 8x: the
-        filter alone leaves the black 0.4 amplified noise levels high (a grey veil); with unclipping it is
-        black, and the grey keeps its level."""
-        gen, sigma, gain = torch.Generator().manual_seed(6), 0.01, 8.0
-        truth = torch.zeros(1, 3, 64, 128)
-        truth[..., 64:] = 3 * sigma
-        y = (truth + sigma * torch.randn(truth.shape, generator=gen)).clamp(min=0) * gain
-        g = torch.full((1, 1, 64, 128), gain)
-        out = denoise_amplified(y, g, sigma)
-        black, grey = out[..., 16:48, 16:48].mean().item(), out[..., 16:48, 80:112].mean().item()
-        veiled = _filter(y[0], g[0, 0], [RANGE_PER_SIGMA * sigma / 2**k for k in range(4)], 0.0)[:, 16:48, 16:48]
-        assert veiled.mean().item() > 0.3 * sigma * gain
-        assert black < 0.1 * sigma * gain
-        assert grey == pytest.approx(3 * sigma * gain, rel=0.03)
 
 
 class TestCompiledKernel:
@@ -307,17 +273,14 @@ class TestStreamedFilter:
         try:
             y, gain = torch.rand(3, *size, generator=GEN), 0.5 + 8 * torch.rand(size, generator=GEN)
             scales = [0.2 / 2**k for k in range(4)]
-            sensor = 0.05  # and the last step, unclipping: the noise of many pixels reaches the table
-            expected = _filter(y, gain, scales, sensor)
-            assert not expected.equal(_filter(y, gain, scales, 0.0)) or size == (1, 1)
+            expected = _filter(y, gain, scales)
             out = torch.empty_like(y)
-            unclip_arg = (sensor, UNCLIP_SPAN, unclip_table())
-            assert _native.denoise(y, gain, scales, out, unclip=unclip_arg)
+            assert _native.denoise(y, gain, scales, out)
             assert (out - expected).abs().max() <= 1e-5
             # a window of it, rounded into an interleaved 8-bit image
             r0, c0 = size[0] // 3, size[1] // 4
             out8 = torch.empty(size[0] - r0, size[1] - c0, 3, dtype=torch.uint8).permute(2, 0, 1)
-            assert _native.denoise(y, gain, scales, out8, (r0, c0), unclip_arg)
+            assert _native.denoise(y, gain, scales, out8, (r0, c0))
             assert (out8.float() - expected[:, r0:, c0:].mul(255).round()).abs().max() <= 1
         finally:
             torch.set_num_threads(old)
@@ -328,7 +291,7 @@ class TestStreamedFilter:
         for i, sigma in enumerate((0.01, 0.03)):
             sensor2 = sigma**2 - QUANTIZATION**2  # only the sensor noise's part halves
             scales = [RANGE_PER_SIGMA * (sensor2 / 4**k + QUANTIZATION**2) ** 0.5 for k in range(4)]
-            assert (out[i] - _filter(y[i], gain[i, 0], scales, sensor2**0.5)).abs().max() <= 1e-5
+            assert (out[i] - _filter(y[i], gain[i, 0], scales)).abs().max() <= 1e-5
 
     @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
     @pytest.mark.parametrize("tile", [0, 64])

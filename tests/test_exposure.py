@@ -155,9 +155,8 @@ def test_dark_photos_reach_a_natural_exposure(enhancer, file):
 
 @pytest.mark.parametrize("file", ["astronaut.jpg", "coffee.jpg", "chelsea.jpg", "rocket.jpg"])
 def test_dark_photos_keep_their_colour_balance(enhancer, file):
-    """Every channel lifted by the same factor in linear light: within 4% by the strengths alone (they are
-    chosen on a small copy, not the photo), within 8% after denoising (which averages each channel's noise,
-    clipped at 0 differently, and unclips blacks); the network as trained tints them blue by 20% or more."""
+    """Every channel lifted by the same factor in linear light (within 6%, the small copy the strengths are
+    chosen on is not the photo); the network as trained tints them blue by 20% or more."""
     pixels = np.asarray(Image.open(DEMO / file))
 
     def lift(out: np.ndarray) -> np.ndarray:
@@ -165,8 +164,7 @@ def test_dark_photos_keep_their_colour_balance(enhancer, file):
         ratio = linear[0] / linear[1]
         return ratio / ratio.mean()
 
-    assert np.abs(lift(enhancer.with_settings(denoise="off").enhance(pixels)) - 1).max() < 0.04
-    assert np.abs(lift(enhancer.enhance(pixels)) - 1).max() < 0.08
+    assert np.abs(lift(enhancer.enhance(pixels)) - 1).max() < 0.06
     assert lift(enhancer.with_settings(strength=1.0, denoise="off").enhance(pixels))[2] > 1.2
 
 

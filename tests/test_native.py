@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from zerodce import _native
 from zerodce._checks import InputError, ZerodceError
 from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
-from zerodce.enhance.denoise import UNCLIP_SPAN, _filter, unclip_table
+from zerodce.enhance.denoise import _filter
 
 from conftest import missing, require_native
 
@@ -186,10 +186,6 @@ def downscale_case(rng: random.Random) -> None:
     assert got is not None and (got - expected).abs().max() <= TOL
 
 
-def unclip_of(sensor: float) -> _native.Unclip | None:
-    return (sensor, UNCLIP_SPAN, unclip_table()) if sensor else None
-
-
 def stream_case(rng: random.Random) -> None:
     """The streamed filter: any size, passes, window of rows and columns, uint8 or float out in any layout."""
     h, w = rng.randint(1, 40), rng.randint(1, 40)
@@ -201,9 +197,8 @@ def stream_case(rng: random.Random) -> None:
     uint8 = rng.random() < 0.5
     dtype = torch.uint8 if uint8 else torch.float32
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=dtype), rng.choice(READ_LAYOUTS))[0]
-    sensor = rng.choice([0.0, rng.uniform(0.0, 0.05)])
-    assert _native.denoise(src, gain, hscales, dst, (r0, c0), unclip_of(sensor))
-    expected = _filter(src, gain, hscales, sensor)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    assert _native.denoise(src, gain, hscales, dst, (r0, c0))
+    expected = _filter(src, gain, hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -226,9 +221,8 @@ def stream_low_res_case(rng: random.Random) -> None:
     uint8 = rng.random() < 0.5
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
                    rng.choice(READ_LAYOUTS))[0]
-    sensor = rng.choice([0.0, rng.uniform(0.0, 0.05)])
-    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0), unclip_of(sensor))
-    expected = _filter(y[0], gain[0, 0], hscales, sensor)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0))
+    expected = _filter(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -267,16 +261,13 @@ def _maps(b=1, c=3, h=8, w=8):
     return torch.rand(b, c, h, w) * 2 - 1
 
 
-def _stream(y=(3, 8, 8), gain=(8, 8), hscales=(0.1, 0.05), dst=(3, 8, 8), offset=(0, 0), dtype=torch.uint8,
-            unclip=None):
-    return _native.denoise(torch.rand(y), torch.ones(gain), list(hscales), torch.empty(dst, dtype=dtype), offset,
-                           unclip)
+def _stream(y=(3, 8, 8), gain=(8, 8), hscales=(0.1, 0.05), dst=(3, 8, 8), offset=(0, 0), dtype=torch.uint8):
+    return _native.denoise(torch.rand(y), torch.ones(gain), list(hscales), torch.empty(dst, dtype=dtype), offset)
 
 
-def _stream_low_res(x=(3, 8, 8), small=(3, 2, 2), padded=(8, 8), row_start=0, dst=(3, 8, 8), offset=(0, 0),
-                    unclip=None):
+def _stream_low_res(x=(3, 8, 8), small=(3, 2, 2), padded=(8, 8), row_start=0, dst=(3, 8, 8), offset=(0, 0)):
     return _native.denoise_low_res(torch.rand(x), torch.rand(small), padded, 8, row_start, [0.1], torch.empty(dst),
-                                   offset, unclip)
+                                   offset)
 
 
 def _stream_into_y():
@@ -337,11 +328,6 @@ WRONG_CALLS = {
     "stream past the last column": (lambda: _stream(dst=(3, 8, 8), offset=(0, 1)), "do not fit"),
     "stream with a negative offset": (lambda: _stream(dst=(3, 4, 8), offset=(-1, 0)), "row offset"),
     "stream into y": (_stream_into_y, "overlaps"),
-    "stream unclipping without sensor noise": (lambda: _stream(unclip=(0.0, 4.0, unclip_table())), "sensor noise"),
-    "stream unclipping with a NaN span": (lambda: _stream(unclip=(0.01, float("nan"), unclip_table())), "span"),
-    "stream unclipping by a float64 table": (lambda: _stream(unclip=(0.01, 4.0, unclip_table().double())), "table"),
-    "stream unclipping by one value": (lambda: _stream(unclip=(0.01, 4.0, unclip_table()[:1])), "table"),
-    "curve stream unclipping by a 2-D table": (lambda: _stream_low_res(unclip=(0.01, 4.0, torch.zeros(2, 2))), "table"),
     "curve stream of 4 channels": (lambda: _stream_low_res(x=(4, 8, 8)), "x must"),
     "curve stream with 4 curve channels": (lambda: _stream_low_res(small=(4, 2, 2)), "3\\*n"),
     "curve stream past the padded height": (lambda: _stream_low_res(row_start=1), "do not fit in the padded"),
@@ -396,22 +382,16 @@ def run_direct_c_calls() -> None:
     assert lib.zdce_downscale(_native._plane(x, 0), 3, 4, 64, 0, dst.data_ptr()) == bad
     scales = (ctypes.c_float * 9)(*[0.1] * 9)
     for rows, cols, levels, r0, c0 in ((3, 5, 2, 2, 0), (4, 5, 2, 0, 1), (4, 5, 9, 0, 0), (4, 5, -1, 0, 0)):
-        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, None, _native._plane(dst, 0),
-                                r0, rows, c0, cols, 0) == bad
+        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, _native._plane(dst, 0), r0,
+                                rows, c0, cols, 0) == bad
         assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
-                                        levels, None, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
-    table = unclip_table()
-    for sensor, span, points, tau in ((0.0, 4.0, 129, table.data_ptr()), (0.01, 0.0, 129, table.data_ptr()),
-                                      (0.01, 4.0, 1, table.data_ptr()), (0.01, 4.0, 129, None)):
-        wrong = ctypes.byref(_native._Unclip(sensor, span, points, tau))
-        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, 2, wrong, _native._plane(dst, 0), 0, 4,
-                                0, 5, 0) == bad
+                                        levels, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
     # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does
     curves = torch.empty(3, 4, 5)
     assert lib.zdce_apply_low_res(_native._plane(src, 0), _native._plane(curves, 0), 4, 5, 0, small.data_ptr(), 1, 2,
                                   2, 4, 2, 0, 8, None, 0) == 0
     assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
-                                    None, _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
+                                    _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
     assert (dst - curves.clamp(0, 1)).abs().max() <= TOL
 
 

@@ -74,11 +74,6 @@ class _Plane(ctypes.Structure):
                 ("sc", ctypes.c_int64), ("sh", ctypes.c_int64), ("sw", ctypes.c_int64)]
 
 
-class _Unclip(ctypes.Structure):
-    _fields_ = [("sensor", ctypes.c_float), ("span", ctypes.c_float), ("points", ctypes.c_int),
-                ("tau", ctypes.c_void_p)]
-
-
 class _Unavailable(Exception):
     """Why the compiled kernels cannot be used (the message says it)."""
 
@@ -201,9 +196,8 @@ def _open(path: Path) -> ctypes.CDLL:
     try:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
-        lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, ptr, plane, i, i, i, i, i]
-        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, ptr, plane, i, i, i, i,
-                                             i]
+        lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, plane, i, i, i, i, i]
+        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, plane, i, i, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
         lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
@@ -547,31 +541,13 @@ def _plain_kind(*tensors: torch.Tensor) -> bool:
             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
 
 
-#: The filter's last step, ``zerodce.enhance.denoise.unclip``: ``(sensor, span, tau)``, the input's
-#: sensor noise and the table of unbiased values (1-D float32) over ``[0, span]`` units of amplified noise.
-Unclip = tuple[float, float, torch.Tensor]
-
-
-def _unclip_arg(unclip: Unclip | None) -> _Unclip | None:
-    if unclip is None:
-        return None
-    sensor, span, tau = unclip
-    if not (math.isfinite(sensor) and sensor > 0 and math.isfinite(span) and span > 0):
-        raise ValueError(f"unclip needs a sensor noise and span > 0, got {sensor!r} and {span!r}")
-    if not (tau.dim() == 1 and tau.dtype == torch.float32 and tau.device.type == "cpu" and tau.is_contiguous()
-            and 2 <= tau.numel() <= _INT_MAX):
-        raise ValueError(f"unclip's table must be a contiguous 1-D float32 CPU tensor of 2 or more values, got {tau!r}")
-    return _Unclip(sensor, span, tau.numel(), tau.data_ptr())
-
-
 def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torch.Tensor,
-            offset: tuple[int, int] = (0, 0), unclip: Unclip | None = None) -> bool:
+            offset: tuple[int, int] = (0, 0)) -> bool:
     """All passes of ``zerodce.enhance.denoise.denoise_amplified`` on one image, streamed, into ``dst``.
 
     Pass ``k`` is ``zerodce.enhance.denoise.denoise_level`` with taps ``2**k`` apart
     and scale ``hscales[k]`` (at most :data:`DENOISE_MAX_LEVELS` passes), the first
-    guided by ``smooth3x3`` of ``y``, then (where ``unclip`` is given and a pass
-    runs) ``zerodce.enhance.denoise.unclip``; the result equals those passes on the whole
+    guided by ``smooth3x3`` of ``y``; the result equals those passes on the whole
     image, but every pass runs on a few rows held in cache, and only the rows the
     next pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
     on the CPU; ``dst`` ``(3, h, w)`` uint8 (rounded half to even) or float32, any
@@ -598,7 +574,6 @@ def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torc
     h, w, r0, c0 = _check_stream_out(tuple(y.shape[1:]), hscales, dst, offset, (y, gain), "y or gain")
     if not (y.is_contiguous() and gain.is_contiguous()):
         return False
-    last = _unclip_arg(unclip)
     lib = library()
     if lib is None:
         return False
@@ -607,8 +582,8 @@ def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torc
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     interleaved = dst.stride(0) == 1
     _run_rows(h, w, lambda r, n: lib.zdce_denoise(
-        y.data_ptr(), gain.data_ptr(), y.shape[1], y.shape[2], scales, len(hscales),
-        ctypes.byref(last) if last is not None else None, _plane(dst, r), r0 + r, n, c0, w, interleaved))
+        y.data_ptr(), gain.data_ptr(), y.shape[1], y.shape[2], scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
+        interleaved))
     return True
 
 
@@ -634,14 +609,13 @@ def _check_stream_out(size: tuple[int, int], hscales: list[float], dst: torch.Te
 
 
 def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int,
-                    hscales: list[float], dst: torch.Tensor, offset: tuple[int, int] = (0, 0),
-                    unclip: Unclip | None = None) -> bool:
+                    hscales: list[float], dst: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> bool:
     """:func:`denoise` of the image :func:`apply_low_res` makes, each row computed as the filter needs it.
 
     ``x`` ``(3, H, W)`` (uint8 or float32, any strides) and ``small``
     ``(3n, h, w)`` float32 as one image of :func:`apply_low_res`; the curves'
     output (clamped to [0, 1]) and gain never exist as images. ``hscales``,
-    ``dst``, ``offset`` and ``unclip`` as for :func:`denoise`. Returns ``False`` (doing
+    ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
     nothing) where the kernels are unavailable or the tensors are not of those
     kinds; raises ``ValueError`` for arguments that do not fit.
     """
@@ -666,7 +640,6 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     _check_layout(x, "x", written=False)
     _check_layout(small, "small", written=False)
     h, w, r0, c0 = _check_stream_out((height, width), hscales, dst, offset, (x, small), "x or small")
-    last = _unclip_arg(unclip)
     lib = library()
     if lib is None:
         return False
@@ -676,8 +649,8 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
         _plane(x, 0), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
-        small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales),
-        ctypes.byref(last) if last is not None else None, _plane(dst, r), r0 + r, n, c0, w, dst.stride(0) == 1))
+        small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
+        dst.stride(0) == 1))
     return True
 
 

@@ -480,31 +480,6 @@ static void smooth_row(const float *restrict a, const float *restrict m, const f
 /* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
 #define DENOISE_MAX_LEVELS 8
 
-/* The last step of the filter (zerodce.enhance.denoise.unclip): a filtered value is the local
- * mean of noise clipped at 0, biased up near black; tau[k] is the unbiased value, in units of
- * the amplified noise s = sensor * sqrt(gain^2 - 1), of the mean k * span / (points - 1). */
-typedef struct {
-    float sensor, span;
-    int points;
-    const float *tau;
-} Unclip;
-
-static void unclip_row(const Unclip *u, const float *gain, int cols, int interleaved, float *v) {
-    const float steps = (float)(u->points - 1), per_unit = steps / u->span;
-    for (int j = 0; j < cols; j++) {
-        const float g2 = gain[j] * gain[j] - 1.0f;
-        if (!(g2 > 0.0f)) continue;
-        const float s = u->sensor * sqrtf(g2), inv = 1.0f / s;
-        for (int c = 0; c < 3; c++) {
-            float *at = v + slot(interleaved, cols, c, j);
-            const float x = *at * inv * per_unit;
-            if (!(x < steps)) continue;  /* far above the noise: no bias */
-            const int k = (int)x;
-            *at = s * MADD(x - (float)k, u->tau[k + 1] - u->tau[k], u->tau[k]);
-        }
-    }
-}
-
 /* The state of zdce_denoise: all passes streamed over rows. Stage 0 is the guide of the
  * first level (the blur of y), stage s >= 1 is level s (taps 2^(s - 1) apart). Each stage
  * keeps its latest rows in a ring, as many as its consumer reads at once: stage s's
@@ -515,7 +490,6 @@ typedef struct {
     const float *y, *gain;
     int height, width, levels;
     const float *hscale;
-    const Unclip *unclip;  /* NULL: the last pass is stored as it is */
     float *ring[DENOISE_MAX_LEVELS];
     int size[DENOISE_MAX_LEVELS], next[DENOISE_MAX_LEVELS + 1];
     float *inv, *last;
@@ -636,7 +610,6 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
         }
         for (int c = 0; c < 3; c++)
             for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
-        if (levels && f.unclip) unclip_row(f.unclip, gain_row(&f, r) + col0, cols, interleaved, v);
         store_row(&out, r - row0, cols, interleaved, v);
     }
     free(v);
@@ -648,25 +621,20 @@ static int bad_window(int height, int width, int levels, int row0, int rows, int
            || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols;
 }
 
-static int bad_unclip(const Unclip *u) {
-    return u && (u->points < 2 || !(u->span > 0.0f) || !(u->sensor > 0.0f) || !u->tau);
-}
-
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
  * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of denoise_row with taps 1, 2, 4... apart
  * and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (smooth_row), each
- * later one by its own input, then (unclip not NULL, levels > 0) unclip_row; the result
- * equals those passes on the whole image. y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
+ * later one by its own input; the result equals those passes on the whole image.
+ * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
  * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
  * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the
  * first of them. Each stage computes only the rows the next needs.
  * Returns 0, OUT_OF_MEMORY, or BAD_ARGS for rows or columns outside the image. */
-int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels,
-                 const Unclip *unclip, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
-    if (bad_window(height, width, levels, row0, rows, col0, cols) || bad_unclip(unclip)) return BAD_ARGS;
+int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, Plane out,
+                 int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols)) return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
-    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale,
-                      .unclip = unclip};
+    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale};
     return run_stream(f, out, row0, rows, col0, cols, interleaved);
 }
 
@@ -676,17 +644,15 @@ int zdce_denoise(const float *y, const float *gain, int height, int width, const
  * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
                          int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
-                         int levels, const Unclip *unclip, Plane out, int row0, int rows, int col0, int cols,
-                         int interleaved) {
-    if (bad_window(height, width, levels, row0, rows, col0, cols) || bad_unclip(unclip) || groups < 1 || sh < 1
-        || sw < 1 || padded_h < 1 || padded_w < 1 || row_start < 0 || steps < 0)
+                         int levels, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols) || groups < 1 || sh < 1 || sw < 1 || padded_h < 1
+        || padded_w < 1 || row_start < 0 || steps < 0)
         return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
     LowRes source;
     if (low_res_begin(&source, x, width, x_interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
         return OUT_OF_MEMORY;
-    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .unclip = unclip,
-                      .source = &source};
+    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source};
     const int result = run_stream(f, out, row0, rows, col0, cols, interleaved);
     low_res_end(&source);
     return result;

@@ -42,7 +42,6 @@ where the kernel cannot run (other devices, dtypes, autograd).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -68,9 +67,6 @@ RANGE_PER_SIGMA = TUKEY * math.sqrt(2.0)
 QUANTIZATION = 1.0 / (255.0 * math.sqrt(12.0))
 #: Passes whose widest range is below half an 8-bit level are skipped: no pixel can move by more.
 MIN_RANGE = 0.5 / 255
-#: :func:`unclip`'s table spans filtered values of 0 to UNCLIP_SPAN amplified noises (above, the bias is
-#: under 1e-5 of one), in UNCLIP_POINTS points.
-UNCLIP_SPAN, UNCLIP_POINTS = 4.0, 129
 #: Sensor-noise samples :func:`estimate_noise` uses per image at most (a regular subset).
 NOISE_SAMPLES = 1 << 16
 #: Gaussian MAD -> standard deviation, and the response of the noise operator (sqrt(36)).
@@ -140,59 +136,6 @@ def filter_range(gain: torch.Tensor, sigma: torch.Tensor | float, level: float =
     return level * RANGE_PER_SIGMA * scale * (gain * gain - 1.0).clamp(min=0.0).sqrt()
 
 
-def clipped_mean(t: float) -> float:
-    """Mean of ``max(t + n, 0)`` for standard Gaussian noise ``n``: what averaging clipped noisy values of ``t`` gives.
-
-    Example:
-        >>> round(clipped_mean(0.0), 4), round(clipped_mean(4.0), 4)  # a true black reads 0.4 noise high
-        (0.3989, 4.0)
-    """
-    return t * 0.5 * (1.0 + math.erf(t / math.sqrt(2.0))) + math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
-
-
-@functools.lru_cache(maxsize=1)
-def unclip_table() -> torch.Tensor:
-    """The inverse of :func:`clipped_mean` (0 below its value at 0) at ``UNCLIP_POINTS`` means over ``[0, UNCLIP_SPAN]``."""
-    tau = []
-    for k in range(UNCLIP_POINTS):
-        u, lo, hi = k * UNCLIP_SPAN / (UNCLIP_POINTS - 1), 0.0, UNCLIP_SPAN
-        for _ in range(60 if u > clipped_mean(0.0) else 0):  # bisection: increasing, and fast enough once
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if clipped_mean(mid) < u else (lo, mid)
-        tau.append(0.5 * (lo + hi) if u > clipped_mean(0.0) else 0.0)
-    return torch.tensor(tau, dtype=torch.float32)
-
-
-def unclip(y: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-    """The filter's last step: undo the bias that clipping at 0 gave the noise it averaged. ``(3, H, W)`` -> same.
-
-    A sensor stores a dark pixel's noisy value clipped at 0, so the mean of many
-    such values of a true black is 0.4 noise levels above 0 (:func:`clipped_mean`),
-    and lifting the photo turns that into a grey veil over its blacks. Where the
-    filtered value ``y`` is a mean of values with noise ``spread``, the unbiased
-    value is ``spread * tau(y / spread)``, ``tau`` the inverse of
-    :func:`clipped_mean` (Foi, "Clipped noisy images", Signal Processing 2009): 0
-    for a true black, ``y`` itself a few noise levels above 0.
-
-    Args:
-        y: a filtered image, ``(3, H, W)`` float.
-        spread: the amplified noise at each pixel, ``(H, W)`` (0: nothing changes).
-
-    Example:
-        >>> y = torch.tensor([0.3, 1.0, 5.0]).view(1, 1, 3).expand(3, 1, 3)
-        >>> [round(v, 2) for v in unclip(y, torch.ones(1, 3))[0, 0].tolist()]
-        [0.0, 0.9, 5.0]
-    """
-    steps = UNCLIP_POINTS - 1
-    tau = unclip_table().to(y.device, y.dtype)
-    x = y / spread.clamp(min=torch.finfo(y.dtype).tiny) * (steps / UNCLIP_SPAN)
-    inside = (spread > 0) & (x < steps)
-    k = x.clamp(0, steps - 1).floor()
-    i = k.long()
-    lifted = spread * torch.lerp(tau[i], tau[i + 1], x.clamp(0, steps) - k)
-    return torch.where(inside, lifted, y)
-
-
 def smooth3x3(y: torch.Tensor) -> torch.Tensor:
     """The 3x3 binomial blur (``[1, 2, 1] / 4`` per axis, edges clamped) of ``(C, H, W)``: the first pass's guide.
 
@@ -245,12 +188,6 @@ def denoise_level(y: torch.Tensor, gain: torch.Tensor, hscale: float, dilation: 
     return torch.where(inv > 0, acc / wsum.clamp(min=torch.finfo(wsum.dtype).tiny), y)
 
 
-def _sensor(sigma: float) -> float:
-    """The sensor noise's part of a noise level from :func:`estimate_noise` (without the quantization's)."""
-    q = min(sigma, QUANTIZATION)
-    return math.sqrt(sigma * sigma - q * q)
-
-
 def _pass_scales(gain: torch.Tensor, sigma: float, level: float = 1.0) -> list[float]:
     """The range scale of each pass that can move a pixel visibly (``hscale`` of :func:`denoise_level`).
 
@@ -266,30 +203,21 @@ def _pass_scales(gain: torch.Tensor, sigma: float, level: float = 1.0) -> list[f
     """
     with one_thread():  # one reduction: split over threads, it waits for the slower one
         spread = float((gain.max() ** 2 - 1.0).clamp(min=0.0).sqrt())
-    sensor = _sensor(sigma)
-    q2 = sigma * sigma - sensor * sensor
-    scales = [level * RANGE_PER_SIGMA * math.sqrt(sensor * sensor / 4**k + q2) for k in range(LEVELS)]
+    q = min(sigma, QUANTIZATION)
+    sensor2 = sigma * sigma - q * q
+    scales = [level * RANGE_PER_SIGMA * math.sqrt(sensor2 / 4**k + q * q) for k in range(LEVELS)]
     return [scale for scale in scales if scale * spread >= MIN_RANGE]
-
-
-def _unclip_for(sigma: float) -> _native.Unclip | None:
-    """:func:`unclip`'s arguments for the kernels (``None``: a photo without sensor noise has no clipping bias)."""
-    sensor = _sensor(sigma)
-    return (sensor, UNCLIP_SPAN, unclip_table()) if sensor > 0 else None
 
 
 def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
     return torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(y.shape[0]).tolist()
 
 
-def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float], sensor: float) -> torch.Tensor:
-    """The passes of one image ``(3, H, W)`` one after the other, then :func:`unclip` for a sensor noise ``sensor``
-    (0: not), in PyTorch (where the streamed kernel cannot run)."""
+def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float]) -> torch.Tensor:
+    """The passes of one image ``(3, H, W)`` one after the other, in PyTorch (where the streamed kernel cannot run)."""
     for k, hscale in enumerate(scales):
         src = denoise_level(src, g, hscale, 2**k, smooth3x3(src) if k == 0 else None)
-    if not scales or not sensor:
-        return src
-    return unclip(src, sensor * (g * g - 1.0).clamp(min=0.0).sqrt())
+    return src
 
 
 def _check_gain(y: torch.Tensor, gain: torch.Tensor) -> None:
@@ -326,8 +254,8 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
         scales = _pass_scales(g, s, level)
         # The streamed kernel clamps to [0, 1], as every stored result is; the passes' own output is
         # a weighted mean of values in [0, 1], so only an input outside it could tell the difference.
-        if not (bool(((src >= 0) & (src <= 1)).all()) and _native.denoise(src, g, scales, out[i], unclip=_unclip_for(s))):
-            out[i] = _filter(src, g, scales, _sensor(s))
+        if not (bool(((src >= 0) & (src <= 1)).all()) and _native.denoise(src, g, scales, out[i])):
+            out[i] = _filter(src, g, scales)
     return out
 
 
@@ -347,8 +275,7 @@ def denoise_into(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | floa
             and target.dim() == 4 and target.shape[0] == y.shape[0]):
         return False
     scales = [_pass_scales(gain[i, 0], s, level) if level > 0 and s else [] for i, s in enumerate(sigmas)]
-    return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset, _unclip_for(s))
-               for i, s in enumerate(sigmas))
+    return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset) for i in range(y.shape[0]))
 
 
 #: Rows of a band whose gain :func:`denoise_low_res_into` measures first (a lower bound of its maximum).
@@ -393,7 +320,7 @@ def denoise_low_res_into(x: torch.Tensor, small: torch.Tensor, padded: tuple[int
             return False  # the band's own maximum decides which passes run: filter the stored image
         plans.append(scales)
     return all(_native.denoise_low_res(x[i], small[i if small.shape[0] > 1 else 0], padded, steps, row_start, plans[i],
-                                       target[i], offset, _unclip_for(s)) for i, s in enumerate(_sigmas(x, sigma)))
+                                       target[i], offset) for i in range(x.shape[0]))
 
 
 class DenoiseAmplified(nn.Module):
