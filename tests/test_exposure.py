@@ -110,8 +110,9 @@ class TestAutoStrength:
         assert s[0, 0] > s[1, 0] > 0 and s[2].eq(0).all()
 
     def test_large_images_are_searched_on_a_subset_with_the_same_result(self):
-        """The search runs on a regular subset of at most STRENGTH_SAMPLES pixels; on a smooth image (as
-        the network's small input is) it finds the strengths of the whole image."""
+        """The search runs on the centres of a grid of at most STRENGTH_SAMPLES cells; on a smooth image (as
+        the network's small input is) it finds the strengths of the whole image (the result's channel means
+        within a tenth of an 8-bit level; a grid not centred on the image missed by 1.7 levels here)."""
         rows, cols = torch.meshgrid(torch.linspace(0, 1, 180), torch.linspace(0, 1, 320), indexing="ij")
         x = torch.stack([0.02 + 0.05 * rows, 0.03 + 0.04 * cols, 0.04 * rows * cols]).unsqueeze(0)
         curves = torch.stack([0.3 + 0.2 * cols, 0.5 * rows + 0.2, 0.4 + 0.0 * rows]).unsqueeze(0)
@@ -119,7 +120,10 @@ class TestAutoStrength:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(exposure, "STRENGTH_SAMPLES", x[0, 0].numel())
             whole = auto_strength(x, curves)
-        assert torch.allclose(auto_strength(x, curves), whole, atol=5e-3)
+        subset = auto_strength(x, curves)
+        assert torch.allclose(subset, whole, atol=2e-3)
+        means = [apply_curves(x, scale_curves(curves, s)).mean((0, 2, 3)) for s in (subset, whole)]
+        assert (means[0] - means[1]).abs().max() < 0.1 / 255
 
 
 @pytest.fixture(scope="module")

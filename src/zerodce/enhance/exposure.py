@@ -168,9 +168,7 @@ def auto_strength(
         (True, [0.0, 0.0, 0.0])
     """
     # Means of a few thousand pixels of an already reduced image are as good as those of all of them.
-    step = max(1, math.ceil(math.sqrt(x.shape[-2] * x.shape[-1] / STRENGTH_SAMPLES)))
-    grid = (..., slice(step // 2, None, step), slice(step // 2, None, step))  # centred in each step x step cell
-    x, curves = x[grid].float(), curves[grid].float()
+    x, curves = _subset(x).float(), _subset(curves).float()
     strengths = torch.zeros(x.shape[0], 3)
     for i, m in enumerate(mean_luma(x).tolist()):
         target = target_brightness(m)
@@ -188,6 +186,16 @@ def auto_strength(
                                    [_TOLERANCE])[0]
         strengths[i] = torch.tensor(_balanced(xi, ci, seen, common, iterations, max_strength))
     return strengths
+
+
+def _subset(x: torch.Tensor) -> torch.Tensor:
+    """The pixels at the centres of a grid of at most :data:`STRENGTH_SAMPLES` equal cells over ``x``'s image."""
+    h, w = x.shape[-2:]
+    step = max(1.0, math.sqrt(h * w / STRENGTH_SAMPLES))
+    if step == 1.0:
+        return x
+    rows, cols = (((torch.arange(max(1, int(n / step))) + 0.5) * (n / max(1, int(n / step)))).long() for n in (h, w))
+    return x.index_select(-2, rows.to(x.device)).index_select(-1, cols.to(x.device))
 
 
 def _lifted(x: torch.Tensor, curves: torch.Tensor, strengths: list[float], iterations: int) -> torch.Tensor:
