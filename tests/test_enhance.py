@@ -251,3 +251,18 @@ class TestFiles:
         results = {r.source.name: r for r in enhance_files(enhancer, [(f, tmp_path / f"o{f.name}") for f in files])}
         assert [results[f.name].status for f in files] == ["done", "failed", "done"]
         assert results["1.png"].reason.endswith("unexpected error (RuntimeError: the kernel exploded)")
+
+
+def test_precision_is_an_enhancer_setting_of_the_model():
+    """bf16 is asked of the Enhancer (the CLI and the server pass it on), set on the model it owns, shared by
+    its variants; refused with a one-line InputError where it is not offered."""
+    from zerodce._checks import InputError
+
+    bf16 = Enhancer("zero_dce", device="cpu", precision="bf16")
+    assert bf16.model.inference_dtype == torch.bfloat16
+    assert bf16.with_settings(strength=1.0).model.inference_dtype == torch.bfloat16
+    assert Enhancer("zero_dce", device="cpu").model.inference_dtype == torch.float32
+    with pytest.raises(InputError, match="Zero-DCE"):
+        Enhancer("zero_dce_pp", device="cpu", precision="bf16")
+    with pytest.raises(InputError, match="fp32"):
+        Enhancer("zero_dce", device="cpu", precision="fp16")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-import torch
 
 from zerodce._checks import InputError
 from zerodce.enhance import DEFAULT_TILE, Enhancer, parse_denoise, parse_strength
@@ -89,17 +88,9 @@ def add_enhancer_options(parser: argparse.ArgumentParser) -> None:
 
 def enhancer_from_args(args: argparse.Namespace) -> Enhancer:
     """The :class:`~zerodce.enhance.Enhancer` described by :func:`add_enhancer_options`."""
-    bf16 = args.precision == "bf16"
+    settings = {"device": args.device, "strength": args.strength, "denoise": args.denoise, "tile": args.tile,
+                "precision": args.precision}
     if args.backend == "onnxruntime" or str(args.checkpoint or "").endswith(".onnx"):
-        if bf16:
-            raise InputError("--precision bf16 applies to the torch backend, not to onnxruntime")
         model = onnxruntime_model(args.model, args.checkpoint, args.scale_factor)  # MissingExtraError: one line
-        return Enhancer(model, device=args.device, strength=args.strength, denoise=args.denoise, tile=args.tile)
-    enhancer = Enhancer(args.model, checkpoint=args.checkpoint, device=args.device, strength=args.strength,
-                        denoise=args.denoise, tile=args.tile, scale_factor=args.scale_factor)
-    if bf16:
-        try:
-            enhancer.model.inference_dtype = torch.bfloat16
-        except ValueError as error:  # a network it is not offered for (Zero-DCE++)
-            raise InputError(f"--precision bf16: {error}") from None
-    return enhancer
+        return Enhancer(model, **settings)
+    return Enhancer(args.model, checkpoint=args.checkpoint, scale_factor=args.scale_factor, **settings)

@@ -77,6 +77,8 @@ CurveFilter = Callable[[torch.Tensor], torch.Tensor]
 Strength = Union[float, Literal["auto"]]
 #: ``"auto"`` (adaptive, level 1), ``"off"``, or a level: a factor on the automatic strength.
 Denoise = Union[float, Literal["auto", "off"]]
+#: The curve network's precision (see :class:`Enhancer`).
+Precision = Literal["fp32", "bf16"]
 
 #: Anything :meth:`Enhancer.enhance` takes; it returns the same type.
 ImageLike = TypeVar("ImageLike", torch.Tensor, np.ndarray, Image.Image, ImageData)
@@ -156,6 +158,9 @@ class Enhancer:
             the automatic filter strength (0 = off, 1 = auto, 2 = twice as strong).
         tile: tile side / band height in pixels for large images; 0 disables tiling.
         scale_factor: override the model's curve-estimation downscale factor.
+        precision: ``"fp32"`` (default) or ``"bf16"``: Zero-DCE's network in bfloat16
+            where the CPU computes it natively (:attr:`~zerodce.models.DCENet.inference_dtype`;
+            a property of the model, so variants from :meth:`with_settings` share it).
 
     ``strength=1, denoise="off"`` gives exactly the model as trained.
 
@@ -177,7 +182,10 @@ class Enhancer:
         denoise: Denoise = "auto",
         tile: int = DEFAULT_TILE,
         scale_factor: int | None = None,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self._strength = parse_strength(strength)
         self._denoise = parse_denoise(denoise)
         if tile < 0:
@@ -188,6 +196,13 @@ class Enhancer:
             model = create_model(model, pretrained=checkpoint is None, checkpoint=checkpoint, **kwargs)
         elif scale_factor is not None or checkpoint is not None:
             raise InputError("scale_factor and checkpoint apply to a model name, not to a model instance")
+        if precision == "bf16":
+            if not hasattr(model, "inference_dtype"):
+                raise InputError(f"precision bf16 applies to the PyTorch networks, not to {type(model).__name__}")
+            try:
+                model.inference_dtype = torch.bfloat16
+            except ValueError as error:  # a network it is not offered for (Zero-DCE++)
+                raise InputError(f"precision bf16: {error}") from None
         self._model = model.to(self._device).eval()
         self._tile = int(tile)
 
