@@ -29,10 +29,10 @@ The lift is at most :data:`MAX_LIFT` stops (a photo 7 stops under is brought to
 trained): an 8-bit photo spans about 12 stops, so one that needs more lift has
 too few levels left for it to look like anything but noise, blocks and banding. The brightness of the result at a given
 ``s`` is computed on the small image the curves are known at (Zero-DCE++'s
-network input, or a reduced copy for Zero-DCE), by the Illinois variant of
-regula falsi: the mean luma is monotonic and smooth in ``s`` for brightening
-curves, so a straight line between the two ends of the bracket lands close to
-the answer, and four or five curve applications reach a brightness within
+network input, or a reduced copy for Zero-DCE), by secant steps kept inside
+the bracket known so far, starting from the image itself and the model as
+trained: the mean luma is monotonic and smooth in ``s`` for brightening curves,
+so three or four curve applications reach a brightness within
 :data:`_TOLERANCE` of the target where bisection took fourteen.
 
 **Colour balance.** A change of exposure multiplies every channel by the same
