@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-
-from zerodce._checks import InputError
 from zerodce.enhance import DEFAULT_TILE, Enhancer, parse_denoise, parse_strength
 from zerodce.export import onnxruntime_model
 from zerodce.io import DEFAULT_MAX_PIXELS

@@ -178,7 +178,7 @@ def auto_strength(
         seen: dict[float, torch.Tensor] = {}
 
         def luma_excess(s: list[float]) -> list[float]:
-            seen[s[0]] = _lifted(xi, ci, s * 3, iterations)
+            seen[s[0]] = _lifted(xi, ci, [s[0]] * 3, iterations)
             return [mean_luma(seen[s[0]]).item() - target]
 
         # From the image itself and the model as trained.
@@ -258,7 +258,8 @@ def _solve_increasing(f: Callable[[list[float]], list[float]], first: Points, se
         for k in range(n):
             if active[k]:
                 step = b[k] - f_b[k] * (b[k] - a[k]) / (f_b[k] - f_a[k]) if f_b[k] != f_a[k] else hi[k]
-                root[k] = min(step, upper) if lo[k] < step < hi[k] or (step >= hi[k] == upper) else (lo[k] + hi[k]) / 2
+                beyond_upper = hi[k] == upper and step >= upper  # no step above seen yet: try the bound
+                root[k] = min(step, upper) if lo[k] < step < hi[k] or beyond_upper else (lo[k] + hi[k]) / 2
         values = f(root)
         for k in range(n):
             if not active[k]:
