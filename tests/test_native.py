@@ -478,7 +478,8 @@ class TestMemorySafety:
         maps, out = _maps(h=4, w=4), torch.empty(1, 3, 4, 4)
         apply_curves_fused(x, maps, out=out, gain=strided_gain)
         assert (out - apply_curves_reference(x, maps)).abs().max() <= TOL
-        assert (strided_gain - curve_gain(x, maps)).abs().max() <= TOL
+        # the gain is a product of 8 slopes (up to ~250 here): its float32 rounding is relative
+        assert torch.allclose(strided_gain, curve_gain(x, maps), rtol=2e-5, atol=TOL)
 
 
 def sanitizer_runtime() -> tuple[str, str] | None:
