@@ -266,3 +266,35 @@ def test_precision_is_an_enhancer_setting_of_the_model():
         Enhancer("zero_dce_pp", device="cpu", precision="bf16")
     with pytest.raises(InputError, match="fp32"):
         Enhancer("zero_dce", device="cpu", precision="fp16")
+
+
+class TestQuantizedShadows:
+    """With denoising, lifted 8-bit images are read as the least saturated colours their levels stand for."""
+
+    @staticmethod
+    def crushed() -> np.ndarray:
+        pixels = np.zeros((96, 128, 3), np.uint8)
+        pixels[16:48, 16:64] = (0, 1, 0)  # JPEG plateaus one level above black
+        pixels[56:88, 64:112] = (1, 0, 1)
+        pixels[:, 120:] = 90  # something lit
+        return pixels
+
+    def test_plateaus_one_level_above_black_are_lifted_grey_not_green(self):
+        pixels = self.crushed()
+        plateaus = [(slice(20, 44), slice(20, 60)), (slice(60, 84), slice(68, 108))]
+        for setting, neutral in (({}, True), ({"denoise": "off"}, False)):
+            out = Enhancer("zero_dce_pp", device="cpu", **setting).enhance(pixels).astype(float)
+            for rows, cols in plateaus:
+                colour = out[rows, cols].reshape(-1, 3).mean(0)
+                assert colour.max() > 20  # lifted
+                if neutral:
+                    assert colour.min() > 0.6 * colour.max(), colour
+                else:  # the curves keep 0 at 0: the stored level alone is lifted
+                    assert colour.min() == 0, colour
+
+    def test_an_image_left_alone_in_a_batch_comes_back_as_stored(self):
+        lit = np.random.default_rng(2).integers(60, 200, (96, 128, 3)).astype(np.uint8)
+        batch = torch.from_numpy(np.stack([self.crushed(), lit])).permute(0, 3, 1, 2)
+        out = Enhancer("zero_dce_pp", device="cpu").enhance_tensor(batch)
+        assert torch.equal(out[1], batch[1])  # auto strength 0
+        assert not torch.equal(out[0], batch[0])

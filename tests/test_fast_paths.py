@@ -16,7 +16,7 @@ import zerodce.curves
 import zerodce.models._dce_net
 from zerodce import _native, create_model
 from zerodce.curves import (apply_curves, apply_curves_fused, apply_curves_reference, apply_low_res_curves,
-                            is_channels_last, upsample_curves)
+                            curve_gain, is_channels_last, least_saturated_values, upsample_curves)
 from zerodce.enhance import Enhancer
 from zerodce.io import pixels_to_tensor, tensor_to_pixels
 from zerodce.models._dce_net import downscale
@@ -101,6 +101,23 @@ class TestApplyCurvesFused:
         expected = apply_curves_reference(x, alpha)
         apply_curves_fused(x, alpha, out=x)
         assert max_diff(x, expected) <= TOL
+
+    @pytest.mark.parametrize("low_res", [False, True])
+    def test_reads_levels_least_saturated_per_image(self, kernel, low_res):
+        # x of batch 1 broadcast against curves of batch 3; the middle image reads levels / 255.
+        x = torch.randint(0, 6, (1, 3, 19, 23), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+        flags = [True, False, True]
+        small = torch.rand(3, 3, 4, 5) * 2 - 1
+        curves = F.interpolate(small, size=(19, 23), mode="bilinear", align_corners=True)
+        out, gain = torch.empty(3, 3, 19, 23), torch.empty(3, 1, 19, 23)
+        if low_res:
+            apply_low_res_curves(x, small, (19, 23), out=out, gain=gain, least_saturated=flags)
+        else:
+            apply_curves_fused(x, curves, out=out, gain=gain, least_saturated=flags)
+        decoded = torch.cat([least_saturated_values(x), x.float() / 255, least_saturated_values(x)])
+        assert max_diff(out, apply_curves_reference(decoded, curves)) <= TOL
+        assert max_diff(gain, curve_gain(decoded, curves)) <= TOL * 10
+        assert max_diff(decoded[0], decoded[1]) > 0.1 / 255  # the two readings differ here
 
     def test_refuses_mixed_dtypes(self):
         with pytest.raises(ValueError, match="dtype"):
@@ -257,11 +274,14 @@ class TestCompiledKernels:
             _native.library.cache_clear()
         assert _native.available()
 
-    @pytest.mark.parametrize("settings", [{"strength": 1.0, "denoise": "off"}, {}], ids=["plain", "default"])
+    @pytest.mark.parametrize("settings, top", [({"strength": 1.0, "denoise": "off"}, 40), ({}, 256)],
+                             ids=["plain", "default"])
     @pytest.mark.parametrize("channels", [3, 4])
-    def test_enhancer_8bit_path_equals_the_float_path(self, channels, settings):
+    def test_enhancer_8bit_path_equals_the_float_path(self, channels, settings, top):
+        # Dark pixels as the model was trained; mid-grey noise by default (auto strength 0: given back as stored).
+        # (With denoising, lifted 8-bit images are read least-saturated: tests/test_enhance.py.)
         enhancer = Enhancer(create_model("zero_dce_pp"), device="cpu", **settings)
-        pixels = np.random.default_rng(0).integers(0, 256, (45, 70, channels), dtype=np.uint8)
+        pixels = np.random.default_rng(0).integers(0, top, (45, 70, channels), dtype=np.uint8)
         pixels.flags.writeable = False  # as decoded images are
         general = tensor_to_pixels(enhancer.enhance_tensor(pixels_to_tensor(pixels)), like=pixels)
         fast = enhancer.enhance_array(pixels)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from zerodce import _native
 from zerodce._checks import InputError, ZerodceError
-from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, step_count
+from zerodce.curves import apply_curves_fused, apply_curves_reference, curve_gain, least_saturated_values, step_count
 from zerodce.enhance.denoise import _filter
 
 from conftest import missing, require_native
@@ -107,8 +107,10 @@ class Canvas:
         return bool(after[~mask].eq(before[~mask]).all())
 
 
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+def as_float(x: torch.Tensor, least_saturated: bool = False) -> torch.Tensor:
+    if x.dtype == torch.uint8:
+        return least_saturated_values(x) if least_saturated else x.float() / 255
+    return x.float()
 
 
 def check_result(out: torch.Tensor, expected: torch.Tensor) -> None:
@@ -153,8 +155,10 @@ def curve_case(rng: random.Random, low_res: bool) -> None:
         h, w = rng.randint(1, 20), rng.randint(1, 24)
         maps = input_tensor(rng, (bm, channels, h, w), signed=True)
     x = input_tensor(rng, (bx, 3, h, w), x_u8)
-    expected = apply_curves_reference(as_float(x).expand(b, -1, -1, -1), maps.expand(b, -1, -1, -1), iterations)
-    expected_gain = curve_gain(as_float(x).expand(b, -1, -1, -1), maps.expand(b, -1, -1, -1), iterations)
+    least_saturated = rng.random() < 0.5  # only changes how uint8 x is read
+    x_float = as_float(x, least_saturated).expand(b, -1, -1, -1)
+    expected = apply_curves_reference(x_float, maps.expand(b, -1, -1, -1), iterations)
+    expected_gain = curve_gain(x_float, maps.expand(b, -1, -1, -1), iterations)
     expanded = any(s == 0 and n > 1 for n, s in zip(x.shape, x.stride()))
     in_place = bx == b and x_u8 == out_u8 and not expanded and rng.random() < 0.2
     canvas = None if in_place else Canvas(rng, (b, 3, h, w), torch.uint8 if out_u8 else torch.float32)
@@ -163,9 +167,9 @@ def curve_case(rng: random.Random, low_res: bool) -> None:
     if rng.random() < 0.4:  # rows of a larger plane: row stride > width
         gain = torch.full((b, 1, h + 2, w + 3), -5.0)[..., 1:h + 1, 2:w + 2]
     if low_res:
-        done = _native.apply_low_res(x, small, padded, steps, row_start, out, gain)
+        done = _native.apply_low_res(x, small, padded, steps, row_start, out, gain, least_saturated)
     else:
-        done = _native.apply_maps(x, maps, steps, out, gain)
+        done = _native.apply_maps(x, maps, steps, out, gain, least_saturated)
     assert done
     check_result(out, expected)
     if canvas is not None:
@@ -213,15 +217,16 @@ def stream_low_res_case(rng: random.Random) -> None:
     steps = step_count(channels, rng.randint(0, 8) if channels == 3 else 8)
     small = input_tensor(rng, (1, channels, rng.randint(1, 6), rng.randint(1, 6)), signed=True)[0]
     x = input_tensor(rng, (1, 3, h, w), rng.random() < 0.5)[0]
+    least_saturated = rng.random() < 0.5
     y, gain = torch.empty(1, 3, h, w), torch.empty(1, 1, h, w)
-    assert _native.apply_low_res(x[None], small[None], padded, steps, row_start, y, gain)
+    assert _native.apply_low_res(x[None], small[None], padded, steps, row_start, y, gain, least_saturated)
     hscales = [rng.choice([0.0, rng.uniform(0.0, 0.2)]) for _ in range(rng.randint(0, 5))]
     r0, c0 = rng.randint(0, h - 1), rng.randint(0, w - 1)
     rows, cols = rng.randint(0, h - r0), rng.randint(0, w - c0)
     uint8 = rng.random() < 0.5
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
                    rng.choice(READ_LAYOUTS))[0]
-    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0))
+    assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0), least_saturated)
     expected = _filter(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
     if uint8:
         expected = expected.mul(255).round()

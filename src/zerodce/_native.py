@@ -49,6 +49,7 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence, Union
 
 import torch
 
@@ -408,9 +409,23 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="zerodce-curves")
 
 
-def _plane(t: torch.Tensor, row: int) -> _Plane:
-    """Image ``t`` ``(C, H, W)`` (any strides) from row ``row`` on."""
-    return _Plane(t.data_ptr() + row * t.stride(1) * t.element_size(), t.dtype == torch.uint8, *t.stride())
+#: ``_Plane.u8`` of a uint8 image read as :func:`zerodce.curves.least_saturated_values` (``LEAST_SATURATED`` in C).
+_LEAST_SATURATED = 2
+
+
+#: How each image of a batch reads uint8 levels: one flag for all, or one per image of the (broadcast) batch.
+LeastSaturated = Union[bool, Sequence[bool]]
+
+
+def image_flag(least_saturated: LeastSaturated, i: int) -> bool:
+    """Image ``i``'s flag of ``least_saturated``."""
+    return least_saturated if isinstance(least_saturated, bool) else bool(least_saturated[i])
+
+
+def _plane(t: torch.Tensor, row: int, least_saturated: bool = False) -> _Plane:
+    """Image ``t`` ``(C, H, W)`` (any strides) from row ``row`` on; uint8 read least-saturated if asked."""
+    u8 = (_LEAST_SATURATED if least_saturated else 1) if t.dtype == torch.uint8 else 0
+    return _Plane(t.data_ptr() + row * t.stride(1) * t.element_size(), u8, *t.stride())
 
 
 def _gain_args(gain: torch.Tensor | None, i: int, row: int) -> tuple[int | None, int]:
@@ -441,14 +456,16 @@ def _batch_item(t: torch.Tensor, i: int) -> torch.Tensor:
 
 
 def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tensor,
-               gain: torch.Tensor | None = None) -> bool:
+               gain: torch.Tensor | None = None, least_saturated: LeastSaturated = False) -> bool:
     """Full-resolution curves: ``steps`` curve steps of ``x`` into ``out``, the RGB groups of ``maps`` in turn.
 
     ``x`` is ``(B or 1, 3, H, W)`` uint8 or float32, ``maps`` ``(B or 1, 3n, H, W)``
     float32 and ``out`` ``(B, 3, H, W)`` uint8 or float32 with the broadcast batch,
     all on the CPU, any strides; ``out`` may be ``x`` itself (in place) but must not
     otherwise overlap an input. ``gain``, if given, is ``(B, 1, H, W)`` float32 and
-    receives the luma-weighted slope of the curves at each pixel.
+    receives the luma-weighted slope of the curves at each pixel. ``least_saturated``
+    (for all images, or per image of the broadcast batch): uint8 ``x`` is read as
+    :func:`zerodce.curves.least_saturated_values`.
 
     Returns ``False`` (doing nothing) where the kernels are unavailable or the
     tensors are not of those kinds (device, dtype, autograd, a gain plane with
@@ -475,21 +492,22 @@ def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tenso
     for i in range(b):
         xi, oi, mi = _batch_item(x, i), out[i], _batch_item(maps, i)
         _run_rows(h, w, lambda r, n: lib.zdce_apply_maps(
-            _plane(xi, r), _plane(oi, r), n, w, interleaved, _plane(mi, r), mi.shape[0] // 3, steps,
+            _plane(xi, r, image_flag(least_saturated, i)), _plane(oi, r), n, w, interleaved, _plane(mi, r),
+            mi.shape[0] // 3, steps,
             *_gain_args(gain, i, r)))
     return True
 
 
 def apply_low_res(
     x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int, out: torch.Tensor,
-    gain: torch.Tensor | None = None,
+    gain: torch.Tensor | None = None, least_saturated: LeastSaturated = False,
 ) -> bool:
     """Low-resolution curves stretched over ``padded`` (bilinear, align_corners), then :func:`apply_maps`.
 
     ``x`` is rows ``[row_start, row_start + H)`` and the first ``W`` columns of an
     image of padded size ``padded`` (so ``row_start + H <= padded[0]`` and
     ``W <= padded[1]``), ``(B or 1, 3, H, W)`` uint8 or float32; ``small`` is
-    ``(B or 1, 3n, h, w)`` float32; ``out`` and ``gain`` as for :func:`apply_maps`.
+    ``(B or 1, 3n, h, w)`` float32; ``out``, ``gain`` and ``least_saturated`` as for :func:`apply_maps`.
     Returns ``False`` (doing nothing) where the kernels are unavailable or the
     tensors are not of those kinds; raises ``ValueError`` for arguments that do
     not fit together.
@@ -526,8 +544,8 @@ def apply_low_res(
         xi, oi = _batch_item(x, i), out[i]
         si = _batch_item(small, i).contiguous()
         _run_rows(h, w, lambda r, n: lib.zdce_apply_low_res(
-            _plane(xi, r), _plane(oi, r), n, w, interleaved, si.data_ptr(), si.shape[0] // 3, si.shape[1], si.shape[2],
-            padded[0], padded[1], row_start + r, steps, *_gain_args(gain, i, r)))
+            _plane(xi, r, image_flag(least_saturated, i)), _plane(oi, r), n, w, interleaved, si.data_ptr(), si.shape[0] // 3,
+            si.shape[1], si.shape[2], padded[0], padded[1], row_start + r, steps, *_gain_args(gain, i, r)))
     return True
 
 
@@ -609,12 +627,13 @@ def _check_stream_out(size: tuple[int, int], hscales: list[float], dst: torch.Te
 
 
 def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int,
-                    hscales: list[float], dst: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> bool:
+                    hscales: list[float], dst: torch.Tensor, offset: tuple[int, int] = (0, 0),
+                    least_saturated: bool = False) -> bool:
     """:func:`denoise` of the image :func:`apply_low_res` makes, each row computed as the filter needs it.
 
     ``x`` ``(3, H, W)`` (uint8 or float32, any strides) and ``small``
-    ``(3n, h, w)`` float32 as one image of :func:`apply_low_res`; the curves'
-    output (clamped to [0, 1]) and gain never exist as images. ``hscales``,
+    ``(3n, h, w)`` float32 as one image of :func:`apply_low_res` (``least_saturated``
+    as there); the curves' output (clamped to [0, 1]) and gain never exist as images. ``hscales``,
     ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
     nothing) where the kernels are unavailable or the tensors are not of those
     kinds; raises ``ValueError`` for arguments that do not fit.
@@ -648,7 +667,7 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     small = small.contiguous()
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
-        _plane(x, 0), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
+        _plane(x, 0, least_saturated), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
         small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
         dst.stride(0) == 1))
     return True

@@ -36,25 +36,65 @@
 /* Where an image's rows are: element strides of channel, row and column. */
 typedef struct {
     void *data;
-    int u8;  /* uint8 (0..255) when set, else float32 in [0, 1] */
+    int u8;  /* 0: float32 in [0, 1]; 1: uint8 (0..255); LEAST_SATURATED: uint8 read by least_saturated_row */
     int64_t sc, sh, sw;
 } Plane;
+
+#define LEAST_SATURATED 2
 
 /* Position in the row buffer of channel c, column j. */
 static inline int64_t slot(int interleaved, int width, int c, int j) {
     return interleaved ? (int64_t)j * 3 + c : (int64_t)c * width + j;
 }
 
+/* ITU-R BT.601 luma weights, as zerodce.io converts colour to gray. */
+static const float LUMA[3] = {0.299f, 0.587f, 0.114f};
+
+static inline float min2(float a, float b) { return a < b ? a : b; }
+static inline float max2(float a, float b) { return a > b ? a : b; }
+
+/* n pixels of 8-bit levels in v (channel c of pixel k at v[c * plane + k * step]) become, in
+ * place, the colour nearest to grey among those their levels stand for (each channel within half a
+ * level), in [0, 1]: the definition, case by case, is zerodce.curves.least_saturated_values,
+ * computed here in the same order. Branch-free; inlined with constant strides, so that it vectorises
+ * in either layout. */
+static inline __attribute__((always_inline)) void least_saturated_pixels(float *v, int64_t plane, int64_t step,
+                                                                         int n) {
+    for (int k = 0; k < n; k++) {
+        float *p = v + k * step;
+        const float c0 = p[0], c1 = p[plane], c2 = p[2 * plane];
+        const float low = min2(min2(c0, c1), c2), high = max2(max2(c0, c1), c2);
+        const float sum = c0 + c1 + c2, mid = sum - low - high;
+        const float above = (sum + 0.5f) * (1.0f / 3.0f), below = (sum - 0.5f) * (1.0f / 3.0f);
+        const float apart = above >= mid + 0.5f ? above : below <= mid - 0.5f ? below : (low + high) * 0.5f;
+        const float luma = LUMA[0] * c0 + LUMA[1] * c1 + LUMA[2] * c2;
+        const float t = high - low <= 1.0f ? min2(max2(luma, high - 0.5f), low + 0.5f) : apart;
+        p[0] = min2(max2(t, c0 - 0.5f), c0 + 0.5f) * (1.0f / 255.0f);
+        p[plane] = min2(max2(t, c1 - 0.5f), c1 + 0.5f) * (1.0f / 255.0f);
+        p[2 * plane] = min2(max2(t, c2 - 0.5f), c2 + 0.5f) * (1.0f / 255.0f);
+    }
+}
+
+/* least_saturated_pixels over a row buffer of width pixels, in its layout. */
+static void least_saturated_row(float *v, int width, int interleaved) {
+    if (interleaved)
+        least_saturated_pixels(v, 1, 3, width);
+    else
+        least_saturated_pixels(v, width, 1, width);
+}
+
 static void load_row(const Plane *x, int r, int width, int interleaved, float *v) {
     const int64_t base = (int64_t)r * x->sh;
     if (x->u8) {
         const uint8_t *p = (const uint8_t *)x->data + base;
+        const float scale = x->u8 == LEAST_SATURATED ? 1.0f : 1.0f / 255.0f;
         if (interleaved && x->sw == 3 && x->sc == 1) {
-            for (int64_t k = 0; k < 3 * (int64_t)width; k++) v[k] = p[k] * (1.0f / 255.0f);
-            return;
+            for (int64_t k = 0; k < 3 * (int64_t)width; k++) v[k] = p[k] * scale;
+        } else {
+            for (int c = 0; c < 3; c++)
+                for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c * x->sc + j * x->sw] * scale;
         }
-        for (int c = 0; c < 3; c++)
-            for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c * x->sc + j * x->sw] * (1.0f / 255.0f);
+        if (x->u8 == LEAST_SATURATED) least_saturated_row(v, width, interleaved);
         return;
     }
     const float *p = (const float *)x->data + base;
@@ -131,8 +171,6 @@ static void curve_steps(float *v, float *slope, float *const *alphas, int groups
     }
 }
 
-/* ITU-R BT.601 luma weights, as zerodce.io converts colour to gray. */
-static const float LUMA[3] = {0.299f, 0.587f, 0.114f};
 
 /* The luma-weighted slope of one row into gain (width floats). */
 static void store_gain(const float *slope, int width, int interleaved, float *gain) {

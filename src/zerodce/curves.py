@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zerodce import _native
+from zerodce._native import LeastSaturated
 from zerodce._checks import check_image_tensor
 
 
@@ -134,6 +135,7 @@ def apply_curves_fused(
     iterations: int = 8,
     out: torch.Tensor | None = None,
     gain: torch.Tensor | None = None,
+    least_saturated: LeastSaturated = False,
 ) -> torch.Tensor:
     """:func:`apply_curves` in one pass over memory; no autograd.
 
@@ -152,6 +154,8 @@ def apply_curves_fused(
             half to even); may be a view, e.g. a band of a larger image; must not
             overlap ``x`` unless it is ``x``. Default: like ``x``.
         gain: optional ``(B, 1, H, W)`` float32 tensor that receives :func:`curve_gain`.
+        least_saturated: read uint8 ``x`` as :func:`least_saturated_values` (instead of ``x / 255``);
+            one flag, or one per image of the result's batch.
 
     Returns:
         ``out`` (or a new tensor), the enhanced image in [0, 1] (0..255 for uint8).
@@ -179,14 +183,15 @@ def apply_curves_fused(
         out = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device, memory_format=layout)
     _check_out(out, (b, c, h, w), gain)
     steps = step_count(curves.shape[1], iterations)
-    if _native.apply_maps(x, curves, steps, out, gain):
+    if _native.apply_maps(x, curves, steps, out, gain, least_saturated):
         return out
     rows = fused_block_rows(out)
     with torch.no_grad():
         for r0 in range(0, h, rows):
             r1 = min(r0 + rows, h)
             maps = [_laid_out(a, channels_last) for a in torch.split(curves[..., r0:r1, :], 3, dim=1)]
-            _steps_block(x[..., r0:r1, :], maps, steps, out[..., r0:r1, :], None if gain is None else gain[..., r0:r1, :])
+            _steps_block(_decode(x[..., r0:r1, :], least_saturated), maps, steps, out[..., r0:r1, :],
+                         None if gain is None else gain[..., r0:r1, :])
     return out
 
 
@@ -201,11 +206,62 @@ def _check_out(out: torch.Tensor, shape: tuple[int, ...], gain: torch.Tensor | N
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def _steps_block(x: torch.Tensor, maps: list[torch.Tensor], steps: int, out: torch.Tensor,
+def least_saturated_values(x: torch.Tensor) -> torch.Tensor:
+    """8-bit images to [0, 1], each pixel the colour nearest to grey that its levels stand for: ``(B, 3, H, W)`` float32.
+
+    An 8-bit level ``v`` stands for any value within half a level of it (clipped
+    to [0, 255]). Where a photo is crushed near black, that half level is most of
+    the colour: a pixel stored as (0, 1, 0) may be any near-black from grey to
+    pure green, and curves, which keep 0 at 0, lift its 1 alone into a saturated
+    green; JPEG plateaus of such pixels become green and magenta blocks. Of
+    all the colours consistent with the stored levels, this takes the one
+    closest to the grey axis (the fewest assumptions about colour the data does
+    not hold): the grey ``t`` nearest to the box of the pixel's three intervals,
+    each channel then clamped into its own interval. Where the intervals overlap
+    (channels at most one level apart) the result is grey, at the pixel's luma
+    clamped into the overlap. Every value moves by at most half a level: nothing
+    visible in a well-exposed image, only what a large lift would make of it.
+
+    Args:
+        x: ``(B, 3, H, W)`` uint8.
+
+    Example:
+        >>> x = torch.tensor([[0, 1, 0], [0, 3, 0], [200, 100, 50]], dtype=torch.uint8).T.reshape(1, 3, 3, 1)
+        >>> (least_saturated_values(x) * 255)[0, :, :, 0].T.round(decimals=3).tolist()  # in levels
+        [[0.5, 0.5, 0.5], [0.5, 2.5, 0.5], [199.5, 100.5, 50.5]]
+    """
+    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be (B, 3, H, W) uint8, got {x.dtype} {tuple(x.shape)}")
+    v = x.float()
+    c0, c1, c2 = v[:, 0:1], v[:, 1:2], v[:, 2:3]
+    low, high = torch.minimum(torch.minimum(c0, c1), c2), torch.maximum(torch.maximum(c0, c1), c2)
+    total = c0 + c1 + c2
+    mid = total - low - high  # exact: sums of levels
+    # Channels more than a level apart: t minimises the squared distances to the three intervals (a
+    # convex piecewise quadratic). The lowest channel's interval is below t and the highest's above
+    # it; the middle one is below, above or around t: whichever mean of the active ends is consistent.
+    # (Clipping the intervals to [0, 255] changes none of this: t lies between the channels.)
+    above, below = (total + 0.5) * (1.0 / 3.0), (total - 0.5) * (1.0 / 3.0)
+    apart = torch.where(above >= mid + 0.5, above, torch.where(below <= mid - 0.5, below, (low + high) * 0.5))
+    w = LUMA_WEIGHTS
+    luma = w[0] * c0 + w[1] * c1 + w[2] * c2
+    t = torch.where(high - low <= 1.0, torch.minimum(torch.maximum(luma, high - 0.5), low + 0.5), apart)
+    return torch.minimum(torch.maximum(t, v - 0.5), v + 0.5).mul_(1.0 / 255.0)
+
+
+def _decode(x: torch.Tensor, least_saturated: LeastSaturated) -> torch.Tensor:
+    """``x`` as float in [0, 1]: uint8 divided by 255 (as ``zerodce.io`` converts) or by :func:`least_saturated_values`."""
+    if x.dtype != torch.uint8:
+        return x
+    if not isinstance(least_saturated, bool):  # one flag per image of the broadcast batch
+        return torch.cat([_decode(x[i if x.shape[0] > 1 else 0, None], bool(flag)) for i, flag in enumerate(least_saturated)])
+    return least_saturated_values(x) if least_saturated else x.float().mul_(1.0 / 255.0)
+
+
+def _steps_block(src: torch.Tensor, maps: list[torch.Tensor], steps: int, out: torch.Tensor,
                  gain: torch.Tensor | None) -> None:
-    """The PyTorch fused path on one block of rows: ``steps`` steps of ``x`` into ``out`` (and ``gain``)."""
+    """The PyTorch fused path on one block of rows: ``steps`` steps of ``src`` (float) into ``out`` (and ``gain``)."""
     to_uint8 = out.dtype == torch.uint8
-    src = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x  # as zerodce.io converts
     y = torch.empty_like(src) if to_uint8 or out.dtype != src.dtype else out
     t = torch.empty_like(src)
     slope = torch.ones_like(src) if gain is not None else None
@@ -348,6 +404,7 @@ def apply_low_res_curves(
     row_start: int = 0,
     out: torch.Tensor | None = None,
     gain: torch.Tensor | None = None,
+    least_saturated: LeastSaturated = False,
 ) -> torch.Tensor:
     """Upsample low-resolution curve maps and apply them to ``x``, fused block by block.
 
@@ -367,6 +424,8 @@ def apply_low_res_curves(
         row_start: first row of ``x`` in the full image (for bands of a large image).
         out: optional ``(B, 3, H, W)`` tensor (or view) to write into, float or uint8.
         gain: optional ``(B, 1, H, W)`` float32 tensor that receives :func:`curve_gain`.
+        least_saturated: read uint8 ``x`` as :func:`least_saturated_values` (instead of ``x / 255``);
+            one flag, or one per image of the result's batch.
 
     Returns:
         ``out`` (or a new tensor): the enhanced rows, ``(B, 3, H, W)`` in [0, 1] (0..255 for uint8).
@@ -384,7 +443,8 @@ def apply_low_res_curves(
     if out is None:
         out = torch.empty_like(x)  # in x's memory layout, as apply_curves_fused works
     _check_out(out, (torch.broadcast_shapes(x.shape[:1], small.shape[:1])[0], *x.shape[1:]), gain)
-    if _native.apply_low_res(x, small, size, step_count(small.shape[1], iterations), row_start, out, gain):
+    if _native.apply_low_res(x, small, size, step_count(small.shape[1], iterations), row_start, out, gain,
+                             least_saturated):
         return out
     i0, i1, frac = _source_rows(small.shape[-2], size[0], row_start, row_start + h, small.device, small.dtype)
     rows = fused_block_rows(out)
@@ -392,7 +452,7 @@ def apply_low_res_curves(
         r1 = min(r0 + rows, h)
         curves = _upsample_rows(small, i0[r0:r1], i1[r0:r1], frac[..., r0:r1, :], size[1])[..., :w]
         apply_curves_fused(x[..., r0:r1, :], curves, iterations, out=out[..., r0:r1, :],
-                           gain=None if gain is None else gain[..., r0:r1, :])
+                           gain=None if gain is None else gain[..., r0:r1, :], least_saturated=least_saturated)
     return out
 
 

@@ -327,8 +327,12 @@ class Enhancer:
             with one_thread() if low_res else contextlib.nullcontext():  # low-resolution maps are small too
                 maps = scale_curves(maps.to(self.device, torch.float32), strengths)
                 maps = maps if curve_filter is None else curve_filter(maps)
+        # With denoising, the curves read 8-bit levels as the least saturated colours they stand for, so they
+        # do not lift the quantization's colour out of crushed shadows (zerodce.curves.least_saturated_values);
+        # an image the curves leave alone (strength 0) is given back exactly as stored.
+        least_saturated = [sigma is not None and x.dtype == torch.uint8 and bool(s.gt(0).any()) for s in strengths]
         if sigma is not None and low_res and denoising.denoise_low_res_into(
-                x, maps, padded, self.model.iterations, 0, sigma, level, out, (0, 0)):
+                x, maps, padded, self.model.iterations, 0, sigma, level, out, (0, 0), least_saturated):
             # curves, filter and store in one stream over the whole image: it holds a few rows at a
             # time, so bands would only add their probes and the rows each recomputes at its ends
             return out
@@ -357,9 +361,11 @@ class Enhancer:
                 y = buffers[0][: 3 * n].view(piece.shape)
                 gain = None if sigma is None else buffers[1][:n].view(piece.shape[0], 1, *piece.shape[-2:])
             if low_res:
-                apply_low_res_curves(piece, maps, padded, self.model.iterations, context[0].start, out=y, gain=gain)
+                apply_low_res_curves(piece, maps, padded, self.model.iterations, context[0].start, out=y, gain=gain,
+                                     least_saturated=least_saturated)
             else:
-                apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain)
+                apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain,
+                                   least_saturated=least_saturated)
             if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset):
                 continue  # filtered and stored in one pass
             if sigma is not None:

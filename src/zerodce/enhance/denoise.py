@@ -284,7 +284,7 @@ _PROBE_ROWS = 3
 
 def denoise_low_res_into(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int], steps: int, row_start: int,
                          sigma: torch.Tensor | float, level: float, target: torch.Tensor,
-                         offset: tuple[int, int]) -> bool:
+                         offset: tuple[int, int], least_saturated: _native.LeastSaturated = False) -> bool:
     """Curves (:func:`zerodce.curves.apply_low_res_curves` of ``x``) and :func:`denoise_into` in one streamed pass.
 
     The curve output and its gain never exist as images: each row is computed
@@ -297,7 +297,7 @@ def denoise_low_res_into(x: torch.Tensor, small: torch.Tensor, padded: tuple[int
     Args:
         x: ``(B, 3, H, W)`` uint8 or float32, rows ``[row_start, row_start + H)`` of the padded image.
         small: the low-resolution curves, ``(B or 1, 3n, h, w)``.
-        padded, steps: as for :func:`zerodce.curves.apply_low_res_curves`.
+        padded, steps, least_saturated: as for :func:`zerodce.curves.apply_low_res_curves`.
         sigma, level, target, offset: as for :func:`denoise_into`.
     """
     if not (x.dim() == 4 and small.dim() == 4 and target.dim() == 4 and target.shape[0] == x.shape[0]
@@ -313,14 +313,16 @@ def denoise_low_res_into(x: torch.Tensor, small: torch.Tensor, padded: tuple[int
         gain = torch.empty(len(rows), 1, 1, xi.shape[2])
         for j, r in enumerate(rows):
             if not _native.apply_low_res(xi[None, :, r : r + 1], si[None], padded, steps, row_start + r,
-                                         torch.empty(1, 3, 1, xi.shape[2]), gain[j : j + 1]):
+                                         torch.empty(1, 3, 1, xi.shape[2]), gain[j : j + 1],
+                                         _native.image_flag(least_saturated, i)):
                 return False
         scales = _pass_scales(gain, s, level)
         if len(scales) < LEVELS:
             return False  # the band's own maximum decides which passes run: filter the stored image
         plans.append(scales)
     return all(_native.denoise_low_res(x[i], small[i if small.shape[0] > 1 else 0], padded, steps, row_start, plans[i],
-                                       target[i], offset) for i in range(x.shape[0]))
+                                       target[i], offset, _native.image_flag(least_saturated, i))
+               for i in range(x.shape[0]))
 
 
 class DenoiseAmplified(nn.Module):
