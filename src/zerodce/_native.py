@@ -493,8 +493,7 @@ def apply_maps(x: torch.Tensor, maps: torch.Tensor, steps: int, out: torch.Tenso
         xi, oi, mi = _batch_item(x, i), out[i], _batch_item(maps, i)
         _run_rows(h, w, lambda r, n: lib.zdce_apply_maps(
             _plane(xi, r, image_flag(least_saturated, i)), _plane(oi, r), n, w, interleaved, _plane(mi, r),
-            mi.shape[0] // 3, steps,
-            *_gain_args(gain, i, r)))
+            mi.shape[0] // 3, steps, *_gain_args(gain, i, r)))
     return True
 
 
@@ -544,8 +543,9 @@ def apply_low_res(
         xi, oi = _batch_item(x, i), out[i]
         si = _batch_item(small, i).contiguous()
         _run_rows(h, w, lambda r, n: lib.zdce_apply_low_res(
-            _plane(xi, r, image_flag(least_saturated, i)), _plane(oi, r), n, w, interleaved, si.data_ptr(), si.shape[0] // 3,
-            si.shape[1], si.shape[2], padded[0], padded[1], row_start + r, steps, *_gain_args(gain, i, r)))
+            _plane(xi, r, image_flag(least_saturated, i)), _plane(oi, r), n, w, interleaved, si.data_ptr(),
+            si.shape[0] // 3, si.shape[1], si.shape[2], padded[0], padded[1], row_start + r, steps,
+            *_gain_args(gain, i, r)))
     return True
 
 
@@ -633,8 +633,8 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
 
     ``x`` ``(3, H, W)`` (uint8 or float32, any strides) and ``small``
     ``(3n, h, w)`` float32 as one image of :func:`apply_low_res` (``least_saturated``
-    as there); the curves' output (clamped to [0, 1]) and gain never exist as images. ``hscales``,
-    ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
+    as there); the curves' output (clamped to [0, 1]) and gain never exist as
+    images. ``hscales``, ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
     nothing) where the kernels are unavailable or the tensors are not of those
     kinds; raises ``ValueError`` for arguments that do not fit.
     """
@@ -667,9 +667,9 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     small = small.contiguous()
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
-        _plane(x, 0, least_saturated), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3, small.shape[1],
-        small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
-        dst.stride(0) == 1))
+        _plane(x, 0, least_saturated), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3,
+        small.shape[1], small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r),
+        r0 + r, n, c0, w, dst.stride(0) == 1))
     return True
 
 

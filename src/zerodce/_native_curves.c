@@ -36,7 +36,7 @@
 /* Where an image's rows are: element strides of channel, row and column. */
 typedef struct {
     void *data;
-    int u8;  /* 0: float32 in [0, 1]; 1: uint8 (0..255); LEAST_SATURATED: uint8 read by least_saturated_row */
+    int u8;  /* 0: float32 in [0, 1]; 1: uint8 (0..255); LEAST_SATURATED: uint8, read by least_saturated_row */
     int64_t sc, sh, sw;
 } Plane;
 
@@ -170,7 +170,6 @@ static void curve_steps(float *v, float *slope, float *const *alphas, int groups
         }
     }
 }
-
 
 /* The luma-weighted slope of one row into gain (width floats). */
 static void store_gain(const float *slope, int width, int interleaved, float *gain) {

@@ -207,7 +207,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def least_saturated_values(x: torch.Tensor) -> torch.Tensor:
-    """8-bit images to [0, 1], each pixel the colour nearest to grey that its levels stand for: ``(B, 3, H, W)`` float32.
+    """8-bit images to [0, 1], each pixel the colour nearest to grey its levels stand for: ``(B, 3, H, W)`` float32.
 
     An 8-bit level ``v`` stands for any value within half a level of it (clipped
     to [0, 255]). Where a photo is crushed near black, that half level is most of
@@ -250,11 +250,12 @@ def least_saturated_values(x: torch.Tensor) -> torch.Tensor:
 
 
 def _decode(x: torch.Tensor, least_saturated: LeastSaturated) -> torch.Tensor:
-    """``x`` as float in [0, 1]: uint8 divided by 255 (as ``zerodce.io`` converts) or by :func:`least_saturated_values`."""
+    """``x`` as float in [0, 1]: uint8 divided by 255 (as ``zerodce.io`` converts) or :func:`least_saturated_values`."""
     if x.dtype != torch.uint8:
         return x
     if not isinstance(least_saturated, bool):  # one flag per image of the broadcast batch
-        return torch.cat([_decode(x[i if x.shape[0] > 1 else 0, None], bool(flag)) for i, flag in enumerate(least_saturated)])
+        return torch.cat([_decode(x[i if x.shape[0] > 1 else 0, None], bool(flag))
+                          for i, flag in enumerate(least_saturated)])
     return least_saturated_values(x) if least_saturated else x.float().mul_(1.0 / 255.0)
 
 
