@@ -125,15 +125,25 @@ def _lower_median(v: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.partition(v.numpy(), k, axis=-1)[..., k].copy())
 
 
-def filter_range(gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0) -> torch.Tensor:
-    """Range ``h`` of the first pass at each pixel: ``level * RANGE_PER_SIGMA * sigma * sqrt(max(gain**2 - 1, 0))``.
+def added_noise(gain: torch.Tensor) -> torch.Tensor:
+    """The noise the curves added, per unit of the input's: ``sqrt(max(gain**2 - 1, 0))`` (noise adds in variance).
 
     Example:
-        >>> filter_range(torch.tensor([0.5, 1.0, 3.0]), 0.01).tolist()[:2]
+        >>> added_noise(torch.tensor([0.5, 1.0, 3.0])).tolist()[:2]
         [0.0, 0.0]
     """
+    return (gain * gain - 1.0).clamp(min=0.0).sqrt()
+
+
+def filter_range(gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0) -> torch.Tensor:
+    """Range ``h`` of the first pass at each pixel: ``level * RANGE_PER_SIGMA * sigma * added_noise(gain)``.
+
+    Example:
+        >>> round(filter_range(torch.tensor([3.0]), 0.01).item(), 4)  # 4.685 * sqrt(2) * 0.01 * sqrt(8)
+        0.1874
+    """
     scale = torch.as_tensor(sigma, dtype=gain.dtype, device=gain.device).reshape(-1, *([1] * (gain.dim() - 1)))
-    return level * RANGE_PER_SIGMA * scale * (gain * gain - 1.0).clamp(min=0.0).sqrt()
+    return level * RANGE_PER_SIGMA * scale * added_noise(gain)
 
 
 def smooth3x3(y: torch.Tensor) -> torch.Tensor:
@@ -202,7 +212,7 @@ def _pass_scales(gain: torch.Tensor, sigma: float, level: float = 1.0) -> list[f
         1
     """
     with one_thread():  # one reduction: split over threads, it waits for the slower one
-        spread = float((gain.max() ** 2 - 1.0).clamp(min=0.0).sqrt())
+        spread = float(added_noise(gain.max()))
     q = min(sigma, QUANTIZATION)
     sensor2 = sigma * sigma - q * q
     scales = [level * RANGE_PER_SIGMA * math.sqrt(sensor2 / 4**k + q * q) for k in range(LEVELS)]
