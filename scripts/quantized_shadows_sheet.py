@@ -24,6 +24,7 @@ from demo import comparison_sheet  # noqa: E402
 from make_demo_inputs import linear_to_srgb, srgb_to_linear  # noqa: E402
 
 from zerodce import _native  # noqa: E402
+from zerodce._extras import MissingExtraError, import_extra  # noqa: E402
 from zerodce.enhance import Enhancer  # noqa: E402
 
 STOPS_UNDER = 8
@@ -32,8 +33,7 @@ CROP = (0, 0, 256, 256)
 
 
 def crushed_photo(path: Path) -> None:
-    from skimage import data as samples
-
+    samples = import_extra("skimage.data", "metrics")
     photo = samples.astronaut() / 255.0
     dark = linear_to_srgb(srgb_to_linear(photo) / 2**STOPS_UNDER)
     Image.fromarray((255 * dark).round().astype(np.uint8)).save(path, quality=85)
@@ -65,4 +65,7 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "quantized_shadows.jpg")
+    try:
+        main(sys.argv[1] if len(sys.argv) > 1 else "quantized_shadows.jpg")
+    except MissingExtraError as error:
+        sys.exit(f"quantized_shadows_sheet: {error}")
