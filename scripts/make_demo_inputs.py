@@ -39,11 +39,17 @@ def linear_to_srgb(v: np.ndarray) -> np.ndarray:
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055)
 
 
-def darken(pixels: np.ndarray, exposure: float, rng: np.random.Generator) -> np.ndarray:
-    """A low-light version of an 8-bit sRGB image: less light, shot and read noise, 8-bit sRGB again."""
-    electrons = srgb_to_linear(pixels / 255.0) * exposure * FULL_WELL
+def darken(pixels: np.ndarray, exposure: float, rng: np.random.Generator | None,
+           full_well: float = FULL_WELL) -> np.ndarray:
+    """A low-light version of an 8-bit sRGB image: less light, shot and read noise, 8-bit sRGB again.
+
+    ``rng=None`` gives the same exposure without noise, as float sRGB in [0, 1] (not quantized).
+    """
+    electrons = srgb_to_linear(pixels / 255.0) * exposure * full_well
+    if rng is None:
+        return linear_to_srgb(electrons / full_well)
     noisy = rng.poisson(electrons) + rng.normal(0.0, READ_NOISE, electrons.shape)
-    linear = np.clip(noisy / FULL_WELL, 0.0, 1.0)
+    linear = np.clip(noisy / full_well, 0.0, 1.0)
     return np.round(linear_to_srgb(linear) * 255).astype(np.uint8)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from zerodce.enhance.denoise import (QUANTIZATION, RANGE_PER_SIGMA, DenoiseAmpli
                                      denoise_amplified, denoise_into, denoise_level, denoise_low_res_into,
                                      estimate_noise, filter_range, smooth3x3)
 
-from conftest import require_native
+from conftest import REPO_ROOT, require_native
 
 GEN = torch.Generator().manual_seed(0)
 
@@ -342,3 +344,19 @@ def test_lower_median_equals_torch_median(n):
     v = torch.rand(2, 3, n, generator=GEN)
     v[..., : n // 3] = 0.5  # ties
     assert torch.equal(_lower_median(v), v.median(dim=-1).values)
+
+
+def test_zero_reference_check_of_the_denoiser():
+    """scripts/denoise_check.py: simulated sensor noise lifted by the curves; the reference is the same curves on
+    the noise-free photo. Denoising brings the output far closer to it; without noise the measure sees only rounding."""
+    spec = importlib.util.spec_from_file_location("denoise_check", REPO_ROOT / "scripts" / "denoise_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    photos = [p[:160, :192] for p in check.sample_photos(("astronaut", "coffee")).values()]
+    auto, off = (Enhancer("zero_dce_pp", device="cpu", denoise=s) for s in ("auto", "off"))
+    rng = np.random.default_rng(0)
+    for photo in photos:
+        noisy, clean = check.noisy_and_clean(photo, 400, False, rng)
+        assert check.psnr_against_noise_free(auto, noisy, clean) > check.psnr_against_noise_free(off, noisy, clean) + 3
+        quantized, clean = check.noisy_and_clean(photo, 1e9, False, rng)  # a sensor without noise
+        assert check.psnr_against_noise_free(off, quantized, clean) > 30
