@@ -201,8 +201,9 @@ def stream_case(rng: random.Random) -> None:
     uint8 = rng.random() < 0.5
     dtype = torch.uint8 if uint8 else torch.float32
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=dtype), rng.choice(READ_LAYOUTS))[0]
-    assert _native.denoise(src, gain, hscales, dst, (r0, c0))
-    expected = _filter(src, gain, hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    origin = (rng.randint(0, 3), rng.randint(0, 3))  # a tile's offset: the half-resolution passes follow its parity
+    assert _native.denoise(src, gain, hscales, dst, (r0, c0), origin)
+    expected = _filter(src, gain, hscales, (origin[0] % 2, origin[1] % 2))[:, r0 : r0 + rows, c0 : c0 + cols]
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -227,7 +228,7 @@ def stream_low_res_case(rng: random.Random) -> None:
     dst = laid_out(torch.zeros(1, 3, rows, cols, dtype=torch.uint8 if uint8 else torch.float32),
                    rng.choice(READ_LAYOUTS))[0]
     assert _native.denoise_low_res(x, small, padded, steps, row_start, hscales, dst, (r0, c0), least_saturated)
-    expected = _filter(y[0], gain[0, 0], hscales)[:, r0 : r0 + rows, c0 : c0 + cols].clamp(0, 1)
+    expected = _filter(y[0], gain[0, 0], hscales, (row_start % 2, 0))[:, r0 : r0 + rows, c0 : c0 + cols]
     if uint8:
         expected = expected.mul(255).round()
     assert torch.all((dst.float() - expected).abs() <= (1 if uint8 else 1e-5))
@@ -386,17 +387,18 @@ def run_direct_c_calls() -> None:
     src, gain, dst = torch.rand(3, 4, 5), torch.ones(4, 5), torch.empty(3, 4, 5)
     assert lib.zdce_downscale(_native._plane(x, 0), 3, 4, 64, 0, dst.data_ptr()) == bad
     scales = (ctypes.c_float * 9)(*[0.1] * 9)
-    for rows, cols, levels, r0, c0 in ((3, 5, 2, 2, 0), (4, 5, 2, 0, 1), (4, 5, 9, 0, 0), (4, 5, -1, 0, 0)):
-        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, _native._plane(dst, 0), r0,
-                                rows, c0, cols, 0) == bad
+    for rows, cols, levels, r0, c0, parity in ((3, 5, 2, 2, 0, 0), (4, 5, 2, 0, 1, 0), (4, 5, 9, 0, 0, 0),
+                                               (4, 5, -1, 0, 0, 0), (4, 5, 3, 0, 0, 2), (4, 5, 3, 0, 0, -1)):
+        assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, parity, 0,
+                                _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
         assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
-                                        levels, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
+                                        levels, 0, parity, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
     # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does
     curves = torch.empty(3, 4, 5)
     assert lib.zdce_apply_low_res(_native._plane(src, 0), _native._plane(curves, 0), 4, 5, 0, small.data_ptr(), 1, 2,
                                   2, 4, 2, 0, 8, None, 0) == 0
     assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
-                                    _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
+                                    0, 0, _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
     assert (dst - curves.clamp(0, 1)).abs().max() <= TOL
 
 

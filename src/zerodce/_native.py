@@ -197,8 +197,9 @@ def _open(path: Path) -> ctypes.CDLL:
     try:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
-        lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, plane, i, i, i, i, i]
-        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, plane, i, i, i, i, i]
+        lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, i, i, plane, i, i, i, i, i]
+        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, i, i, plane, i, i, i, i,
+                                             i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
         lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
@@ -560,14 +561,14 @@ def _plain_kind(*tensors: torch.Tensor) -> bool:
 
 
 def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torch.Tensor,
-            offset: tuple[int, int] = (0, 0)) -> bool:
+            offset: tuple[int, int] = (0, 0), origin: tuple[int, int] = (0, 0)) -> bool:
     """All passes of ``zerodce.enhance.denoise.denoise_amplified`` on one image, streamed, into ``dst``.
 
-    Pass ``k`` is ``zerodce.enhance.denoise.denoise_level`` with taps ``2**k`` apart
-    and scale ``hscales[k]`` (at most :data:`DENOISE_MAX_LEVELS` passes), the first
-    guided by ``smooth3x3`` of ``y``; the result equals those passes on the whole
-    image, but every pass runs on a few rows held in cache, and only the rows the
-    next pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
+    The passes of ``zerodce.enhance.denoise._filter`` with scales ``hscales`` (at most
+    :data:`DENOISE_MAX_LEVELS`; ``origin``: the image coordinates of ``y``'s first row and
+    column, whose parity decides the pixels the half-resolution passes pair); the result
+    equals them on the whole image, but every pass runs on a few rows held in cache, and
+    only the rows the next pass needs. ``y`` is ``(3, H, W)`` and ``gain`` ``(H, W)``, contiguous float32
     on the CPU; ``dst`` ``(3, h, w)`` uint8 (rounded half to even) or float32, any
     strides, receives rows ``[r, r + h)`` and columns ``[c, c + w)`` of the result
     clamped to [0, 1], ``(r, c) = offset``. Returns ``False`` (doing nothing) where
@@ -600,8 +601,8 @@ def denoise(y: torch.Tensor, gain: torch.Tensor, hscales: list[float], dst: torc
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     interleaved = dst.stride(0) == 1
     _run_rows(h, w, lambda r, n: lib.zdce_denoise(
-        y.data_ptr(), gain.data_ptr(), y.shape[1], y.shape[2], scales, len(hscales), _plane(dst, r), r0 + r, n, c0, w,
-        interleaved))
+        y.data_ptr(), gain.data_ptr(), y.shape[1], y.shape[2], scales, len(hscales), origin[0] % 2, origin[1] % 2,
+        _plane(dst, r), r0 + r, n, c0, w, interleaved))
     return True
 
 
@@ -634,7 +635,8 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     ``x`` ``(3, H, W)`` (uint8 or float32, any strides) and ``small``
     ``(3n, h, w)`` float32 as one image of :func:`apply_low_res` (``least_saturated``
     as there); the curves' output (clamped to [0, 1]) and gain never exist as
-    images. ``hscales``, ``dst`` and ``offset`` as for :func:`denoise`. Returns ``False`` (doing
+    images. ``hscales``, ``dst`` and ``offset`` as for :func:`denoise` (the origin: row ``row_start``,
+    column 0). Returns ``False`` (doing
     nothing) where the kernels are unavailable or the tensors are not of those
     kinds; raises ``ValueError`` for arguments that do not fit.
     """
@@ -668,8 +670,8 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
         _plane(x, 0, least_saturated), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3,
-        small.shape[1], small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), _plane(dst, r),
-        r0 + r, n, c0, w, dst.stride(0) == 1))
+        small.shape[1], small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), row_start % 2, 0,
+        _plane(dst, r), r0 + r, n, c0, w, dst.stride(0) == 1))
     return True
 
 

@@ -516,39 +516,64 @@ static void smooth_row(const float *restrict a, const float *restrict m, const f
 
 /* Levels of the whole filter at most (its tap spacing, 2^(levels - 1), stays an int). */
 #define DENOISE_MAX_LEVELS 8
+/* Levels at full resolution; later ones run at half resolution (zerodce.enhance.denoise's
+ * FULL_RESOLUTION_PASSES): on means of 2 x 2 pixels, taps half as far apart, and what they change
+ * is upsampled (bilinear) and added to the last full-resolution level. */
+#define FULL_LEVELS 2
 
 /* The state of zdce_denoise: all passes streamed over rows. Stage 0 is the guide of the
  * first level (the blur of y), stage s >= 1 is level s (taps 2^(s - 1) apart). Each stage
- * keeps its latest rows in a ring, as many as its consumer reads at once: stage s's
- * consumer is level s + 1, whose taps reach 2^s rows up and down, so 2^(s + 1) + 1 rows.
- * A stage computes a row when its consumer asks for it (advance), so the rows of every
- * pass stay in L2 cache instead of a whole image going through memory 4 times. */
+ * keeps its latest rows in a ring, as many as its readers may still need; stage s's reader
+ * is level s + 1, whose taps reach 2^s rows up and down, so 2^(s + 1) + 1 rows. Levels after
+ * FULL_LEVELS work on rows of hw columns (half resolution): the box stage (`box`: 3 colour
+ * planes and the gain, means of 2 x 2 pixels of level FULL_LEVELS) feeds them, and the last
+ * one's change, upsampled, is added to level FULL_LEVELS's row (finish_row); both rings are
+ * then read at rows behind the newest, so they hold more. A stage computes a row when its
+ * reader asks for it (advance), so the rows of every pass stay in L2 cache instead of a whole
+ * image going through memory 4 times. */
 typedef struct {
     const float *y, *gain;
     int height, width, levels;
     const float *hscale;
-    float *ring[DENOISE_MAX_LEVELS];
-    int size[DENOISE_MAX_LEVELS], next[DENOISE_MAX_LEVELS + 1];
+    float *ring[DENOISE_MAX_LEVELS + 1];
+    int size[DENOISE_MAX_LEVELS + 1], next[DENOISE_MAX_LEVELS + 1];
     float *inv, *last;
     /* Where y and gain are computed row by row instead (zdce_denoise_low_res): the curves, and
      * rings of their last Y_ROWS rows and gain_rows gain rows; next_source is the next row. */
     LowRes *source;
     float *yring, *gring;
     int gain_rows, next_source;
+    /* Half resolution (levels > FULL_LEVELS): the image's row and column parity of row and
+     * column 0 (pairs are the whole image's even and odd rows), its size, the box ring. */
+    int py, px, hh, hw;
+    float *box, *rows;
+    int box_size, next_box;
 } Stream;
 
 /* Rows of y a stream holds when it computes them: levels 1 and the guide read 3 rows, one ahead. */
 #define Y_ROWS 4
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The half-resolution row (or column) whose centre is at or just above pixel r, for parity p:
+ * pixel r lies at (r + p - 0.5) / 2 in half-resolution pixels (r + p >= 0). */
+static inline int half_below(int r, int p) { return (r + p + 1) / 2 - 1; }
+
+static int is_half(const Stream *f, int s) { return s > FULL_LEVELS; }
 
 static void stage_rows(const Stream *f, int s, int r, const float *p[3]) {
     if (s < 0 && !f->source) {
         planes_at(f->y, (int64_t)f->height * f->width, f->width, r, p);
         return;
     }
-    const float *row = s < 0 ? f->yring + (int64_t)(r % Y_ROWS) * 3 * f->width
-                             : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * f->width;
-    planes_at(row, f->width, f->width, 0, p);
+    const int w = s >= 0 && is_half(f, s) ? f->hw : f->width;
+    const float *row = s < 0 ? f->yring + (int64_t)(r % Y_ROWS) * 3 * w
+                             : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * w;
+    planes_at(row, w, w, 0, p);
 }
+
+/* Row i of the box stage: 3 colour planes and the gain plane, hw floats each. */
+static float *box_row(const Stream *f, int i) { return f->box + (int64_t)(i % f->box_size) * 4 * f->hw; }
 
 static const float *gain_row(const Stream *f, int r) {
     return f->source ? f->gring + (int64_t)(r % f->gain_rows) * f->width : f->gain + (int64_t)r * f->width;
@@ -572,14 +597,70 @@ static void advance_source(Stream *f, int upto) {
     }
 }
 
-/* Computes stage s up to row `upto` (at most height - 1), and what it reads of the stages before. */
+static void advance(Stream *f, int s, int upto);
+
+/* Means of pairs of columns (the image's even and odd ones, edges clamped) of the mean of rows a
+ * and b, into o (hw values): the order of zerodce.enhance.denoise.half_resolution. rows: a
+ * scratch row of width. */
+static void box_pairs(const float *restrict a, const float *restrict b, int width, int px, int hw,
+                      float *restrict rows, float *restrict o) {
+    for (int x = 0; x < width; x++) rows[x] = (a[x] + b[x]) * 0.5f;
+    /* half column j pairs columns 2j - px and 2j - px + 1: with p = rows - px, p[2j] and p[2j + 1],
+     * a constant stride that vectorises where both are inside the row; the ends clamped */
+    const float *p = rows - px;
+    const int j0 = px, j1 = width - 2 + px >= 0 ? (width - 2 + px) / 2 : -1;  /* 2j - px >= 0, 2j - px + 1 < width */
+    for (int j = j0; j <= j1; j++) o[j] = (p[2 * j] + p[2 * j + 1]) * 0.5f;
+    for (int j = 0; j < hw; j++)
+        if (j < j0 || j > j1)
+            o[j] = (rows[clampi(2 * j - px, 0, width - 1)] + rows[clampi(2 * j - px + 1, 0, width - 1)]) * 0.5f;
+}
+
+/* o[x] = base[x] + the bilinear upsampling of half-resolution row r (hw values) at column x, edges
+ * clamped (the order of zerodce.enhance.denoise.upsample_correction): pixel x lies at (x + px - 0.5)
+ * / 2, so x = 2k - px lies 3/4 of the way from k - 1 to k and x = 2k + 1 - px 1/4 of the way
+ * from k to k + 1. */
+static void upsample_add(const float *restrict r, int hw, int px, const float *restrict base, float *restrict o,
+                         int width) {
+#define LERP(lo, hi, w) ((lo) + (w) * ((hi) - (lo)))
+    /* both of half column k's pixels (x + 1 <= width - 2), as constant strides from o - px: it vectorises */
+    float *q = o - px;
+    const float *p = base - px;
+    for (int k = 1; k < hw - 1; k++) {
+        q[2 * k] = p[2 * k] + LERP(r[k - 1], r[k], 0.75f);
+        q[2 * k + 1] = p[2 * k + 1] + LERP(r[k], r[k + 1], 0.25f);
+    }
+    for (int k = 0; k < hw; k += k == 0 && hw > 1 ? hw - 1 : 1) {  /* the first and last half columns */
+        const int x = 2 * k - px;
+        if (x >= 0 && x < width) o[x] = base[x] + LERP(r[k > 0 ? k - 1 : 0], r[k], 0.75f);
+        if (x + 1 >= 0 && x + 1 < width) o[x + 1] = base[x + 1] + LERP(r[k], r[k + 1 < hw ? k + 1 : hw - 1], 0.25f);
+    }
+#undef LERP
+}
+
+/* Computes the box stage up to half row `upto`: level FULL_LEVELS's rows and their gain, 2 x 2 means. */
+static void advance_box(Stream *f, int upto) {
+    for (; f->next_box <= upto; f->next_box++) {
+        const int i = f->next_box;
+        const int a = clampi(2 * i - f->py, 0, f->height - 1), b = clampi(2 * i - f->py + 1, 0, f->height - 1);
+        advance(f, FULL_LEVELS, b);
+        const float *pa[3], *pb[3];
+        stage_rows(f, FULL_LEVELS, a, pa);
+        stage_rows(f, FULL_LEVELS, b, pb);
+        float *o = box_row(f, i);
+        for (int c = 0; c < 3; c++) box_pairs(pa[c], pb[c], f->width, f->px, f->hw, f->rows, o + (int64_t)c * f->hw);
+        box_pairs(gain_row(f, a), gain_row(f, b), f->width, f->px, f->hw, f->rows, o + 3 * (int64_t)f->hw);
+    }
+}
+
+/* Computes stage s up to row `upto` (at most its last row), and what it reads of the stages before. */
 static void advance(Stream *f, int s, int upto) {
-    const int h = f->height, w = f->width;
+    const int half = is_half(f, s), h = half ? f->hh : f->height, w = half ? f->hw : f->width;
     for (; f->next[s] <= upto; f->next[s]++) {
         const int r = f->next[s];
-        const int d = s == 0 ? 1 : 1 << (s - 1), up = r - d < 0 ? 0 : r - d, down = r + d > h - 1 ? h - 1 : r + d;
+        const int d = s == 0 ? 1 : half ? 1 << (s - 2) : 1 << (s - 1);
+        const int up = r - d < 0 ? 0 : r - d, down = r + d > h - 1 ? h - 1 : r + d;
         float *o[3];
-        float *row = s == f->levels ? f->last : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * w;
+        float *row = s == f->levels && !half ? f->last : f->ring[s] + (int64_t)(r % f->size[s]) * 3 * w;
         o[0] = row, o[1] = row + w, o[2] = row + 2 * w;
         const float *u[3], *m[3], *l[3];
         if (s == 0) {
@@ -590,8 +671,16 @@ static void advance(Stream *f, int s, int upto) {
             for (int c = 0; c < 3; c++) smooth_row(u[c], m[c], l[c], o[c], w);
             continue;
         }
+        if (half && s == FULL_LEVELS + 1) {  /* the first half-resolution level filters the box stage */
+            advance_box(f, down);
+            planes_at(box_row(f, up), w, w, 0, u);
+            planes_at(box_row(f, r), w, w, 0, m);
+            planes_at(box_row(f, down), w, w, 0, l);
+            denoise_row(u, m, l, u, m, l, box_row(f, r) + 3 * (int64_t)w, f->hscale[s - 1], d, w, f->inv, o);
+            continue;
+        }
         advance(f, s - 1, down);
-        advance_source(f, down);
+        const float *g = half ? box_row(f, r) + 3 * (int64_t)w : (advance_source(f, down), gain_row(f, r));
         const float *gu[3], *gm[3], *gl[3];
         /* level 1 filters y, guided by its blur; later levels filter (and are guided by) the level before */
         stage_rows(f, s == 1 ? -1 : s - 1, up, u);
@@ -600,37 +689,97 @@ static void advance(Stream *f, int s, int upto) {
         stage_rows(f, s - 1, up, gu);
         stage_rows(f, s - 1, r, gm);
         stage_rows(f, s - 1, down, gl);
-        denoise_row(u, m, l, gu, gm, gl, gain_row(f, r), f->hscale[s - 1], d, w, f->inv, o);
+        denoise_row(u, m, l, gu, gm, gl, g, f->hscale[s - 1], d, w, f->inv, o);
+    }
+}
+
+/* Row r of the result where levels run at half resolution, into f->last: level FULL_LEVELS's
+ * row plus the last level's change to the box stage, upsampled (upsample_add); change: a
+ * scratch row of hw. */
+static void finish_row(Stream *f, int r, float *change) {
+    const int hw = f->hw, i = half_below(r, f->py), a = clampi(i, 0, f->hh - 1), b = clampi(i + 1, 0, f->hh - 1);
+    const float wr = ((r + f->py) & 1) ? 0.25f : 0.75f;
+    advance(f, f->levels, b);
+    advance(f, FULL_LEVELS, r);
+    const float *la[3], *lb[3], *base[3];
+    stage_rows(f, f->levels, a, la);
+    stage_rows(f, f->levels, b, lb);
+    stage_rows(f, FULL_LEVELS, r, base);
+    const float *ba = box_row(f, a), *bb = box_row(f, b);
+    for (int c = 0; c < 3; c++) {
+        const float *da = ba + (int64_t)c * hw, *db = bb + (int64_t)c * hw;
+        for (int j = 0; j < hw; j++) {
+            const float ca = la[c][j] - da[j], cb = lb[c][j] - db[j];
+            change[j] = ca + wr * (cb - ca);
+        }
+        upsample_add(change, hw, f->px, base[c], f->last + (int64_t)c * f->width, f->width);
     }
 }
 
 /* Runs stream f (its image, levels and source set) for rows [row0, row0 + rows) and columns
  * [col0, col0 + cols) of the result into out (see zdce_denoise). Returns 0 or OUT_OF_MEMORY. */
 static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
-    const int height = f.height, width = f.width, levels = f.levels;
-    /* stage s is needed `reach` rows beyond the output's on each side */
+    const int height = f.height, width = f.width, levels = f.levels, half = levels > FULL_LEVELS;
+    const int full = half ? FULL_LEVELS : levels;
+    /* Where each stage starts, from the last back (each reads its input up and down). */
     size_t floats = 3 * (size_t)cols + (size_t)width + 3 * (size_t)width;  /* the stored row, inv, the last pass */
-    int reach = 0;
-    for (int s = levels - 1; s >= 0; s--) {
+    int start = row0;  /* of the stage being sized: the first row its reader needs */
+    if (half) {
+        f.hh = (height + f.py + 1) / 2;
+        f.hw = (width + f.px + 1) / 2;
+        /* the change is read at half rows [i, i + 1] while the first half level is up to 2^(levels - 1)
+         * - 2^(FULL_LEVELS - 1) rows ahead, and the box stage 2^(FULL_LEVELS - 1) ahead of that */
+        const int span = (1 << (levels - 1)) + 2;
+        start = clampi(half_below(row0, f.py), 0, f.hh - 1);
+        for (int s = levels; s > FULL_LEVELS; s--) {
+            const int reach = s == levels ? 1 : 1 << (s - 1);  /* rows its reader reads around its own */
+            f.size[s] = 2 * reach + 1;
+            f.next[s] = start;
+            start = start - (1 << (s - 2)) > 0 ? start - (1 << (s - 2)) : 0;
+            floats += 3 * (size_t)f.hw * (size_t)f.size[s];
+        }
+        f.box_size = span + 3;
+        f.next_box = start;
+        floats += 4 * (size_t)f.hw * (size_t)f.box_size + (size_t)f.hw + (size_t)width;  /* + change, row means */
+        f.size[FULL_LEVELS] = 2 * span + 5;  /* read at row r by finish_row, 2 * span + 4 rows ahead by the box */
+        start = clampi(2 * start - f.py < row0 ? 2 * start - f.py : row0, 0, height - 1);
+        f.next[FULL_LEVELS] = start;
+        floats += 3 * (size_t)width * (size_t)f.size[FULL_LEVELS];
+    } else {
+        f.next[levels] = row0;
+    }
+    int reach = 0;  /* rows the source is read ahead of the last full-resolution level */
+    for (int s = full - 1; s >= 0; s--) {
         reach += 1 << s;
-        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
-        f.next[s] = row0 - reach > 0 ? row0 - reach : 0;
+        const int size = half && s == FULL_LEVELS ? f.size[s] : 2 * (1 << s) + 1;
+        f.size[s] = size < height ? size : height;  /* never more rows than the image's */
+        start = start - (1 << s) > 0 ? start - (1 << s) : 0;
+        f.next[s] = start;
         floats += 3 * (size_t)width * (size_t)f.size[s];
     }
-    f.next[levels] = row0;
-    /* the source is read `reach` + 1 rows ahead of the output (the guide's blur), and its gain
-     * row r until the last pass has done row r */
-    f.gain_rows = reach + 2;
-    f.next_source = levels ? (row0 - reach - 1 > 0 ? row0 - reach - 1 : 0) : row0;
+    /* the source is read `reach` + 1 rows ahead of the last full level (the guide's blur), and its
+     * gain row r until that level (and the box stage, a row behind it) has done row r */
+    f.gain_rows = reach + (half ? 4 : 2);
+    f.next_source = levels ? (start - 1 > 0 ? start - 1 : 0) : row0;
     if (f.source) floats += 3 * (size_t)width * Y_ROWS + (size_t)width * (size_t)f.gain_rows;
     float *v = malloc(sizeof(float) * floats);
     if (!v) return OUT_OF_MEMORY;
     f.inv = v + 3 * (size_t)cols;
     f.last = f.inv + width;
     float *at = f.last + 3 * (size_t)width;
-    for (int s = 0; s < levels; s++) {
+    for (int s = 0; s <= levels; s++) {
+        if (s == levels && !half) break;
         f.ring[s] = at;
-        at += 3 * (size_t)width * (size_t)f.size[s];
+        at += 3 * (size_t)(is_half(&f, s) ? f.hw : width) * (size_t)f.size[s];
+    }
+    float *change = NULL;
+    if (half) {
+        f.box = at;
+        at += 4 * (size_t)f.hw * (size_t)f.box_size;
+        change = at;
+        at += f.hw;
+        f.rows = at;
+        at += width;
     }
     if (f.source) {
         f.yring = at;
@@ -642,7 +791,10 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
             advance_source(&f, r);
             stage_rows(&f, -1, r, p);
         } else {
-            advance(&f, levels, r);
+            if (half)
+                finish_row(&f, r, change);
+            else
+                advance(&f, levels, r);
             p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
         }
         for (int c = 0; c < 3; c++)
@@ -653,25 +805,29 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
     return 0;
 }
 
-static int bad_window(int height, int width, int levels, int row0, int rows, int col0, int cols) {
+static int bad_window(int height, int width, int levels, int row0, int rows, int col0, int cols, int py, int px) {
     return height < 0 || width < 0 || levels < 0 || levels > DENOISE_MAX_LEVELS || row0 < 0 || rows < 0
-           || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols;
+           || row0 > height - rows || col0 < 0 || cols < 0 || col0 > width - cols || (py != 0 && py != 1)
+           || (px != 0 && px != 1);
 }
 
 /* The whole filter of zerodce.enhance.denoise.denoise_amplified on one image, its last pass
  * stored: `levels` passes (0 to DENOISE_MAX_LEVELS) of denoise_row with taps 1, 2, 4... apart
  * and scales hscale[0..levels), the first guided by the 3 x 3 blur of y (smooth_row), each
- * later one by its own input; the result equals those passes on the whole image.
+ * later one by its own input, those after FULL_LEVELS at half resolution (see Stream); py and
+ * px are the whole image's parity of y's row and column 0 (a tile's offset modulo 2). The
+ * result equals zerodce.enhance.denoise._filter on the whole image.
  * y is 3 planes of height x width contiguous floats, gain height x width. Rows [row0, row0 +
  * rows) and columns [col0, col0 + cols) of the result go to out (uint8 rounded half to even,
  * or float; clamped to [0, 1]; laid out as zdce_store's dst), whose data points at the
  * first of them. Each stage computes only the rows the next needs.
  * Returns 0, OUT_OF_MEMORY, or BAD_ARGS for rows or columns outside the image. */
-int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, Plane out,
-                 int row0, int rows, int col0, int cols, int interleaved) {
-    if (bad_window(height, width, levels, row0, rows, col0, cols)) return BAD_ARGS;
+int zdce_denoise(const float *y, const float *gain, int height, int width, const float *hscale, int levels, int py,
+                 int px, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols, py, px)) return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
-    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale};
+    const Stream f = {.y = y, .gain = gain, .height = height, .width = width, .levels = levels, .hscale = hscale,
+                      .py = py, .px = px};
     return run_stream(f, out, row0, rows, col0, cols, interleaved);
 }
 
@@ -681,15 +837,17 @@ int zdce_denoise(const float *y, const float *gain, int height, int width, const
  * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
                          int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
-                         int levels, Plane out, int row0, int rows, int col0, int cols, int interleaved) {
-    if (bad_window(height, width, levels, row0, rows, col0, cols) || groups < 1 || sh < 1 || sw < 1 || padded_h < 1
-        || padded_w < 1 || row_start < 0 || steps < 0)
+                         int levels, int py, int px, Plane out, int row0, int rows, int col0, int cols,
+                         int interleaved) {
+    if (bad_window(height, width, levels, row0, rows, col0, cols, py, px) || groups < 1 || sh < 1 || sw < 1
+        || padded_h < 1 || padded_w < 1 || row_start < 0 || steps < 0)
         return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
     LowRes source;
     if (low_res_begin(&source, x, width, x_interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
         return OUT_OF_MEMORY;
-    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source};
+    const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source,
+                      .py = py, .px = px};
     const int result = run_stream(f, out, row0, rows, col0, cols, interleaved);
     low_res_end(&source);
     return result;

@@ -366,10 +366,11 @@ class Enhancer:
             else:
                 apply_curves_fused(piece, piece_maps, self.model.iterations, out=y, gain=gain,
                                    least_saturated=least_saturated)
-            if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset):
+            origin = (context[0].start, context[1].start)
+            if sigma is not None and denoising.denoise_into(y, gain, sigma, level, target, offset, origin):
                 continue  # filtered and stored in one pass
             if sigma is not None:
-                y = denoising.denoise_amplified(y, gain, sigma, level)
+                y = denoising.denoise_amplified(y, gain, sigma, level, origin)
             if y is not target:
                 _store(_crop(y, core, context), target)
         return out

@@ -13,7 +13,12 @@ a lot in lifted shadows.
 The filter (:func:`denoise_amplified`) is an edge-avoiding *a-trous* filter
 (Dammertz et al., HPG 2010): :data:`LEVELS` passes of a 3x3 binomial kernel
 whose taps are 1, 2, 4 and 8 pixels apart, so the support grows to 31x31 pixels
-(low-frequency blotches go too) at 9 taps per pixel and pass. Each tap's weight
+(low-frequency blotches go too) at 9 taps per pixel and pass. The passes after
+the first :data:`FULL_RESOLUTION_PASSES` run on a copy at half resolution (means
+of 2x2 pixels, :func:`half_resolution`; taps 2 and 4 of its pixels apart: the same
+reach), and what they change is upsampled (:func:`upsample_correction`) and added
+to the full-resolution result, whose own detail stays: a quarter of their cost,
+and in a zero-reference check (``scripts/denoise_check.py``) no loss. Each tap's weight
 is scaled by Tukey's biweight of its colour distance to the centre pixel,
 ``(1 - d**2 / h**2)**2`` (0 beyond ``h``): pixels across an edge get no weight at
 all, so edges stay sharp without halos, and texture stronger than the noise
@@ -55,8 +60,12 @@ from zerodce.models._dce_net import one_thread
 
 #: Passes of the filter; tap spacing doubles at each (1, 2, 4, 8).
 LEVELS = 4
-#: Pixels one output pixel depends on, on each side: 1 (the smoothed guide) + 1 + 2 + 4 + 8.
-RADIUS = 2**LEVELS
+#: Passes at full resolution; the later ones run on a copy at half resolution (means of 2x2 pixels, taps
+#: half as far apart), and what they change is upsampled and added: the same reach for a quarter of the cost.
+FULL_RESOLUTION_PASSES = 2
+#: Pixels one output pixel depends on, on each side: 1 (the smoothed guide) + 1 + 2 + 4 + 8, and 1 more for the
+#: half-resolution passes' 2x2 pairs and bilinear upsampling (tested).
+RADIUS = 2**LEVELS + 1
 #: Tukey's biweight constant for 95% efficiency under Gaussian noise.
 TUKEY = 4.685
 #: Range of the filter per unit of amplified noise: Tukey's constant on the spread of
@@ -223,11 +232,66 @@ def _sigmas(y: torch.Tensor, sigma: torch.Tensor | float) -> list[float]:
     return torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(y.shape[0]).tolist()
 
 
-def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float]) -> torch.Tensor:
-    """The passes of one image ``(3, H, W)`` one after the other, in PyTorch (where the streamed kernel cannot run)."""
-    for k, hscale in enumerate(scales):
+def _pair_rows(n: int, parity: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two rows (of ``n``) each half-resolution row averages: pairs of even and odd *image* rows, the first
+    of the ``n`` being an odd one where ``parity`` is 1 (edges clamped)."""
+    first = 2 * torch.arange((n + parity + 1) // 2, device=device) - parity
+    return first.clamp(0, n - 1), (first + 1).clamp(0, n - 1)
+
+
+def half_resolution(y: torch.Tensor, parity: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Means of 2x2 pixels of ``(C, H, W)``, aligned to the whole image's even rows and columns: ``(C, h, w)``.
+
+    ``parity`` is the whole image's row and column parity of ``y``'s first row and column
+    (a tile's offset modulo 2), so that tiles average the same pairs the whole image does.
+
+    Example:
+        >>> half_resolution(torch.arange(6.0).view(1, 2, 3))[0].tolist()  # odd width: the last column alone
+        [[2.0, 3.5]]
+    """
+    a, b = _pair_rows(y.shape[-2], parity[0], y.device)
+    rows = (y.index_select(-2, a) + y.index_select(-2, b)) * 0.5
+    a, b = _pair_rows(y.shape[-1], parity[1], y.device)
+    return (rows.index_select(-1, a) + rows.index_select(-1, b)) * 0.5
+
+
+def _upsample_axis(c: torch.Tensor, n: int, parity: int, dim: int) -> torch.Tensor:
+    # Pixel r of the full axis lies at (r + parity - 0.5) / 2 in half-resolution pixels.
+    u = (torch.arange(n, device=c.device, dtype=torch.float32) + (parity - 0.5)) * 0.5
+    i0 = u.floor()
+    w = (u - i0).view([-1 if d == dim % c.dim() else 1 for d in range(c.dim())])
+    i0 = i0.long()
+    m = c.shape[dim]
+    lo, hi = c.index_select(dim, i0.clamp(0, m - 1)), c.index_select(dim, (i0 + 1).clamp(0, m - 1))
+    return lo + w * (hi - lo)
+
+
+def upsample_correction(c: torch.Tensor, size: tuple[int, int], parity: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Bilinear upsampling of :func:`half_resolution`-sized ``(C, h, w)`` back to ``size`` (edges clamped).
+
+    Example:
+        >>> upsample_correction(torch.tensor([[[0.0, 4.0]]]), (1, 4))[0].tolist()
+        [[0.0, 1.0, 3.0, 4.0]]
+    """
+    return _upsample_axis(_upsample_axis(c, size[0], parity[0], -2), size[1], parity[1], -1)
+
+
+def _filter(src: torch.Tensor, g: torch.Tensor, scales: list[float], parity: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """The passes of one image ``(3, H, W)`` in turn, in PyTorch (where the streamed kernel cannot run).
+
+    The first :data:`FULL_RESOLUTION_PASSES` at full resolution; the others on :func:`half_resolution`
+    of their result (taps half as far apart), whose change is upsampled and added. Clamped to [0, 1].
+    """
+    for k, hscale in enumerate(scales[:FULL_RESOLUTION_PASSES]):
         src = denoise_level(src, g, hscale, 2**k, smooth3x3(src) if k == 0 else None)
-    return src
+    if len(scales) <= FULL_RESOLUTION_PASSES:
+        return src.clamp(0.0, 1.0)
+    half = half_resolution(src, parity)
+    gain = half_resolution(g[None], parity)[0]
+    filtered = half
+    for k, hscale in enumerate(scales[FULL_RESOLUTION_PASSES:], start=FULL_RESOLUTION_PASSES):
+        filtered = denoise_level(filtered, gain, hscale, 2 ** (k - 1))
+    return (src + upsample_correction(filtered - half, src.shape[-2:], parity)).clamp_(0.0, 1.0)
 
 
 def _check_gain(y: torch.Tensor, gain: torch.Tensor) -> None:
@@ -236,7 +300,8 @@ def _check_gain(y: torch.Tensor, gain: torch.Tensor) -> None:
         raise ValueError(f"gain must have shape {(y.shape[0], 1, *y.shape[-2:])}, got {tuple(gain.shape)}")
 
 
-def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0) -> torch.Tensor:
+def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | float, level: float = 1.0,
+                      origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """Remove the noise the curves amplified from enhanced images: ``(B, 3, H, W)`` -> same.
 
     Args:
@@ -244,6 +309,8 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
         gain: the curves' gain at each pixel, ``(B, 1, H, W)`` (:func:`zerodce.curves.curve_gain`).
         sigma: the input's noise level per image, ``(B,)`` or a number (:func:`estimate_noise`).
         level: filter strength; 1 as designed, 0 leaves ``y`` unchanged.
+        origin: the image coordinates of ``y``'s first row and column, for a tile of a larger image: the
+            half-resolution passes pair the whole image's even and odd rows and columns.
 
     Returns:
         The filtered images, a new tensor (``y`` itself when there is nothing to do).
@@ -262,22 +329,22 @@ def denoise_amplified(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor |
     for i, s in enumerate(sigmas):
         src, g = y[i].float().contiguous(), gain[i, 0].float().contiguous()
         scales = _pass_scales(g, s, level)
-        # The streamed kernel clamps to [0, 1], as every stored result is; the passes' own output is
-        # a weighted mean of values in [0, 1], so only an input outside it could tell the difference.
-        if not (bool(((src >= 0) & (src <= 1)).all()) and _native.denoise(src, g, scales, out[i])):
-            out[i] = _filter(src, g, scales)
+        # Both forms clamp the result to [0, 1], as every stored result is.
+        if not _native.denoise(src, g, scales, out[i], origin=origin):
+            out[i] = _filter(src, g, scales, (origin[0] % 2, origin[1] % 2))
     return out
 
 
 def denoise_into(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | float, level: float,
-                 target: torch.Tensor, offset: tuple[int, int]) -> bool:
+                 target: torch.Tensor, offset: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> bool:
     """:func:`denoise_amplified` of ``y`` stored into ``target``, in one streamed pass where the kernel can.
 
     ``target`` ``(B, 3, h, w)`` (uint8 rounded half to even, or float; any layout)
     receives rows ``[r, r + h)`` and columns ``[c, c + w)`` of the filtered ``y``,
     clamped to [0, 1], ``(r, c) = offset``: no filtered float image is ever
-    written. Returns ``False`` (doing nothing) where the compiled kernel cannot
-    do it; the caller then filters with :func:`denoise_amplified` and stores.
+    written. ``origin`` as for :func:`denoise_amplified`. Returns ``False`` (doing
+    nothing) where the compiled kernel cannot do it; the caller then filters with
+    :func:`denoise_amplified` and stores.
     """
     _check_gain(y, gain)
     sigmas = _sigmas(y, sigma)
@@ -285,7 +352,7 @@ def denoise_into(y: torch.Tensor, gain: torch.Tensor, sigma: torch.Tensor | floa
             and target.dim() == 4 and target.shape[0] == y.shape[0]):
         return False
     scales = [_pass_scales(gain[i, 0], s, level) if level > 0 and s else [] for i, s in enumerate(sigmas)]
-    return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset) for i in range(y.shape[0]))
+    return all(_native.denoise(y[i], gain[i, 0], scales[i], target[i], offset, origin) for i in range(y.shape[0]))
 
 
 #: Rows of a band whose gain :func:`denoise_low_res_into` measures first (a lower bound of its maximum).
