@@ -751,8 +751,7 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
     int reach = 0;  /* rows the source is read ahead of the last full-resolution level */
     for (int s = full - 1; s >= 0; s--) {
         reach += 1 << s;
-        const int size = half && s == FULL_LEVELS ? f.size[s] : 2 * (1 << s) + 1;
-        f.size[s] = size < height ? size : height;  /* never more rows than the image's */
+        f.size[s] = 2 * (1 << s) + 1 < height ? 2 * (1 << s) + 1 : height;  /* never more rows than the image's */
         start = start - (1 << s) > 0 ? start - (1 << s) : 0;
         f.next[s] = start;
         floats += 3 * (size_t)width * (size_t)f.size[s];
@@ -833,8 +832,8 @@ int zdce_denoise(const float *y, const float *gain, int height, int width, const
 
 /* zdce_denoise of the image zdce_apply_low_res makes (the `height` rows of x from row_start of
  * the padded image, with their gain), each row computed when the first pass needs it: no float
- * image and no gain plane in memory. x_interleaved is x's layout, interleaved out's.
- * Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
+ * image and no gain plane in memory. x_interleaved is x's layout, interleaved out's; py and px
+ * as for zdce_denoise. Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
 int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
                          int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
                          int levels, int py, int px, Plane out, int row0, int rows, int col0, int cols,
