@@ -391,13 +391,13 @@ def run_direct_c_calls() -> None:
                                                (4, 5, -1, 0, 0, 0), (4, 5, 3, 0, 0, 2), (4, 5, 3, 0, 0, -1)):
         assert lib.zdce_denoise(src.data_ptr(), gain.data_ptr(), 4, 5, scales, levels, parity, 0,
                                 _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
-        assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
+        assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, small.data_ptr(), 1, 2, 2, 4, 8, 0, 8, scales,
                                         levels, 0, parity, _native._plane(dst, 0), r0, rows, c0, cols, 0) == bad
     # 5 columns against a padded width of 2: columns past it take the last map column, as zdce_apply_low_res does
     curves = torch.empty(3, 4, 5)
     assert lib.zdce_apply_low_res(_native._plane(src, 0), _native._plane(curves, 0), 4, 5, 0, small.data_ptr(), 1, 2,
                                   2, 4, 2, 0, 8, None, 0) == 0
-    assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, 0, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
+    assert lib.zdce_denoise_low_res(_native._plane(src, 0), 4, 5, small.data_ptr(), 1, 2, 2, 4, 2, 0, 8, scales, 0,
                                     0, 0, _native._plane(dst, 0), 0, 4, 0, 5, 0) == 0
     assert (dst - curves.clamp(0, 1)).abs().max() <= TOL
 

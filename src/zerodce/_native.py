@@ -198,8 +198,7 @@ def _open(path: Path) -> ctypes.CDLL:
         lib.zdce_apply_maps.argtypes = [plane, plane, i, i, i, plane, i, i, ptr, i64]
         lib.zdce_apply_low_res.argtypes = [plane, plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i64]
         lib.zdce_denoise.argtypes = [ptr, ptr, i, i, ptr, i, i, i, plane, i, i, i, i, i]
-        lib.zdce_denoise_low_res.argtypes = [plane, i, i, i, ptr, i, i, i, i, i, i, i, ptr, i, i, i, plane, i, i, i, i,
-                                             i]
+        lib.zdce_denoise_low_res.argtypes = [plane, i, i, ptr, i, i, i, i, i, i, i, ptr, i, i, i, plane, i, i, i, i, i]
         lib.zdce_downscale.argtypes = [plane, i, i, i, i, ptr]
         lib.zdce_store.argtypes = [plane, plane, i, i, i]
     except AttributeError as error:  # an old or foreign library
@@ -669,7 +668,7 @@ def denoise_low_res(x: torch.Tensor, small: torch.Tensor, padded: tuple[int, int
     small = small.contiguous()
     scales = (ctypes.c_float * max(1, len(hscales)))(*hscales)
     _run_rows(h, w, lambda r, n: lib.zdce_denoise_low_res(
-        _plane(x, 0, least_saturated), height, width, x.stride(0) == 1, small.data_ptr(), small.shape[0] // 3,
+        _plane(x, 0, least_saturated), height, width, small.data_ptr(), small.shape[0] // 3,
         small.shape[1], small.shape[2], padded[0], padded[1], row_start, steps, scales, len(hscales), row_start % 2, 0,
         _plane(dst, r), r0 + r, n, c0, w, dst.stride(0) == 1))
     return True

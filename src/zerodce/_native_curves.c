@@ -90,6 +90,12 @@ static void load_row(const Plane *x, int r, int width, int interleaved, float *v
         const float scale = x->u8 == LEAST_SATURATED ? 1.0f : 1.0f / 255.0f;
         if (interleaved && x->sw == 3 && x->sc == 1) {
             for (int64_t k = 0; k < 3 * (int64_t)width; k++) v[k] = p[k] * scale;
+        } else if (x->sw == 3 && x->sc == 1) {  /* interleaved pixels into planes */
+            for (int j = 0; j < width; j++) {
+                v[j] = p[3 * j] * scale;
+                v[width + j] = p[3 * j + 1] * scale;
+                v[2 * width + j] = p[3 * j + 2] * scale;
+            }
         } else {
             for (int c = 0; c < 3; c++)
                 for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c * x->sc + j * x->sw] * scale;
@@ -139,6 +145,28 @@ static void store_row(const Plane *y, int r, int width, int interleaved, float *
     }
     for (int c = 0; c < 3; c++)
         for (int j = 0; j < width; j++) p[c * y->sc + j * y->sw] = v[slot(interleaved, width, c, j)];
+}
+
+/* Row r of y from the 3 planes p (width values each, any of them before clamping), as store_row
+ * stores them; v: a scratch row of 3 * width floats. */
+static void store_planes(const Plane *y, int r, int width, int interleaved, const float *const p[3], float *v) {
+    if (y->u8 && interleaved && y->sw == 3 && y->sc == 1) {  /* 8-bit pixels: straight from the planes */
+        uint8_t *o = (uint8_t *)y->data + (int64_t)r * y->sh;
+        for (int c = 0; c < 3; c++) {
+            const float *restrict q = p[c];
+            float *restrict t = v + (int64_t)c * width;
+            for (int j = 0; j < width; j++) t[j] = nearbyintf((q[j] < 0.0f ? 0.0f : q[j] > 1.0f ? 1.0f : q[j]) * 255.0f);
+        }
+        for (int j = 0; j < width; j++) {
+            o[3 * j] = (uint8_t)v[j];
+            o[3 * j + 1] = (uint8_t)v[width + j];
+            o[3 * j + 2] = (uint8_t)v[2 * width + j];
+        }
+        return;
+    }
+    for (int c = 0; c < 3; c++)
+        for (int j = 0; j < width; j++) v[slot(interleaved, width, c, j)] = p[c][j];
+    store_row(y, r, width, interleaved, v);
 }
 
 /* Values per pass of the step loop: a chunk of the row and its curves stay in L1 through all steps. */
@@ -587,13 +615,9 @@ static void advance_source(Stream *f, int upto) {
     for (; f->next_source <= upto; f->next_source++) {
         const int r = f->next_source;
         low_res_row(f->source, r, f->levels ? f->gring + (int64_t)(r % f->gain_rows) * w : NULL);
-        const float *v = f->source->v;
-        float *o = f->yring + (int64_t)(r % Y_ROWS) * 3 * w;
-        for (int c = 0; c < 3; c++)
-            for (int j = 0; j < w; j++) {
-                const float t = v[slot(f->source->interleaved, w, c, j)];
-                o[(int64_t)c * w + j] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
-            }
+        const float *restrict v = f->source->v;  /* in planes (zdce_denoise_low_res) */
+        float *restrict o = f->yring + (int64_t)(r % Y_ROWS) * 3 * w;
+        for (int64_t k = 0; k < 3 * (int64_t)w; k++) o[k] = v[k] < 0.0f ? 0.0f : v[k] > 1.0f ? 1.0f : v[k];
     }
 }
 
@@ -796,9 +820,8 @@ static int run_stream(Stream f, Plane out, int row0, int rows, int col0, int col
                 advance(&f, levels, r);
             p[0] = f.last, p[1] = f.last + width, p[2] = f.last + 2 * width;
         }
-        for (int c = 0; c < 3; c++)
-            for (int j = 0; j < cols; j++) v[slot(interleaved, cols, c, j)] = p[c][col0 + j];
-        store_row(&out, r - row0, cols, interleaved, v);
+        const float *window[3] = {p[0] + col0, p[1] + col0, p[2] + col0};
+        store_planes(&out, r - row0, cols, interleaved, window, v);
     }
     free(v);
     return 0;
@@ -832,9 +855,9 @@ int zdce_denoise(const float *y, const float *gain, int height, int width, const
 
 /* zdce_denoise of the image zdce_apply_low_res makes (the `height` rows of x from row_start of
  * the padded image, with their gain), each row computed when the first pass needs it: no float
- * image and no gain plane in memory. x_interleaved is x's layout, interleaved out's; py and px
+ * image and no gain plane in memory. x has any strides, interleaved is out's layout; py and px
  * as for zdce_denoise. Returns 0, OUT_OF_MEMORY or BAD_ARGS. */
-int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, const float *small, int groups, int sh,
+int zdce_denoise_low_res(Plane x, int height, int width, const float *small, int groups, int sh,
                          int sw, int padded_h, int padded_w, int row_start, int steps, const float *hscale,
                          int levels, int py, int px, Plane out, int row0, int rows, int col0, int cols,
                          int interleaved) {
@@ -843,7 +866,8 @@ int zdce_denoise_low_res(Plane x, int height, int width, int x_interleaved, cons
         return BAD_ARGS;
     if (rows == 0 || cols == 0) return 0;
     LowRes source;
-    if (low_res_begin(&source, x, width, x_interleaved, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
+    /* the curves run on rows in planes, the filter's layout, whatever x's */
+    if (low_res_begin(&source, x, width, 0, small, groups, sh, sw, padded_h, padded_w, row_start, steps))
         return OUT_OF_MEMORY;
     const Stream f = {.height = height, .width = width, .levels = levels, .hscale = hscale, .source = &source,
                       .py = py, .px = px};
